@@ -1,0 +1,251 @@
+"""Settings: environment, `.env` and command-line flags, validated once at start.
+
+Precedence: flags > environment > `.env` > defaults. A bad value raises
+``ConfigError`` whose message is one line naming the setting, and start-up
+stops with it. Secrets are kept out of ``repr`` so they never reach a log.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """One bad setting; ``str()`` is a single line naming it."""
+
+
+STT_CHOICES = ("auto", "openai", "pocketsphinx")
+LLM_CHOICES = ("auto", "openai", "scripted")
+TTS_CHOICES = ("auto", "elevenlabs", "openai", "espeak")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    agents_file: Path | None = None
+    log_level: str = "INFO"
+
+    stt_provider: str = "auto"
+    llm_provider: str = "auto"
+    tts_provider: str = "auto"
+
+    openai_api_key: str = field(default="", repr=False)
+    openai_base_url: str = ""
+    openai_model: str = "gpt-4o-mini"
+    openai_stt_model: str = "whisper-1"
+    openai_tts_model: str = "gpt-4o-mini-tts"
+    stt_language: str = ""
+    elevenlabs_api_key: str = field(default="", repr=False)
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    elevenlabs_model: str = "eleven_flash_v2_5"
+    elevenlabs_output_format: str = "mp3_44100_128"
+
+    # WebRTC. Empty ICE_HOST_ADDRESSES = let aioice pick the machine's
+    # interfaces (it never offers 127.0.0.1, see AIORTC-NOTES.md).
+    ice_host_addresses: tuple[str, ...] = ()
+    ice_servers: tuple[str, ...] = ()
+
+    # Turn-taking (DESIGN.md section 2).
+    vad_aggressiveness: int = 2
+    vad_silence_ms: int = 500
+    vad_preroll_ms: int = 300
+    vad_min_speech_ms: int = 250
+    vad_max_utterance_s: float = 30.0
+    barge_in_min_ms: int = 200
+
+    # Limits and deadlines.
+    max_sessions: int = 20
+    connect_timeout_s: float = 15.0
+    idle_timeout_s: float = 300.0
+    max_session_s: float = 3600.0
+    history_max_messages: int = 20
+    stt_timeout_s: float = 15.0
+    llm_timeout_s: float = 15.0  # to the first token
+    tts_timeout_s: float = 15.0  # to the first audio byte
+
+    @property
+    def openai_configured(self) -> bool:
+        return bool(self.openai_api_key)
+
+    @property
+    def elevenlabs_configured(self) -> bool:
+        return bool(self.elevenlabs_api_key)
+
+
+# Setting name (env var, upper case) -> field. Host and port come only from
+# flags: zsh exports HOST as the machine's name, which must not pick our bind.
+_FLAG_ONLY = frozenset({"host", "port"})
+ENV_NAMES: dict[str, str] = {f.name.upper(): f.name for f in fields(Settings)}
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; '#' comments, optional 'export ', quotes stripped."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return values
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f".env: cannot read {path} ({exc})") from exc
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f".env line {lineno}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key.strip()] = value
+    return values
+
+
+def _int(name: str, raw: str, lo: int, hi: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a whole number") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value}: must be between {lo} and {hi}")
+    return value
+
+
+def _float(name: str, raw: str, lo: float, hi: float) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a number") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value}: must be between {lo:g} and {hi:g}")
+    return value
+
+
+def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={raw!r}: must be one of {', '.join(choices)}")
+    return value
+
+
+def _url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name}={raw!r}: must start with http:// or https://")
+    return value
+
+
+def _ip_list(name: str, raw: str) -> tuple[str, ...]:
+    items = tuple(p.strip() for p in raw.split(",") if p.strip())
+    for item in items:
+        try:
+            ipaddress.ip_address(item)
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IP address") from None
+    return items
+
+
+def _ice_servers(name: str, raw: str) -> tuple[str, ...]:
+    items = tuple(p.strip() for p in raw.split(",") if p.strip())
+    for item in items:
+        if not item.startswith(("stun:", "turn:", "turns:")):
+            raise ConfigError(f"{name}: {item!r} must be a stun:, turn: or turns: URL")
+    return items
+
+
+_INT_RANGES = {
+    "port": (0, 65535),
+    "vad_aggressiveness": (0, 3),
+    "vad_silence_ms": (100, 5000),
+    "vad_preroll_ms": (0, 2000),
+    "vad_min_speech_ms": (0, 5000),
+    "barge_in_min_ms": (0, 5000),
+    "max_sessions": (1, 10000),
+    "history_max_messages": (2, 1000),
+}
+_FLOAT_RANGES = {
+    "vad_max_utterance_s": (1.0, 600.0),
+    "connect_timeout_s": (1.0, 600.0),
+    "idle_timeout_s": (5.0, 86400.0),
+    "max_session_s": (10.0, 86400.0),
+    "stt_timeout_s": (1.0, 300.0),
+    "llm_timeout_s": (1.0, 300.0),
+    "tts_timeout_s": (1.0, 300.0),
+}
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _convert(attr: str, name: str, raw: str) -> Any:
+    if attr in _INT_RANGES:
+        return _int(name, raw, *_INT_RANGES[attr])
+    if attr in _FLOAT_RANGES:
+        return _float(name, raw, *_FLOAT_RANGES[attr])
+    if attr == "stt_provider":
+        return _choice(name, raw, STT_CHOICES)
+    if attr == "llm_provider":
+        return _choice(name, raw, LLM_CHOICES)
+    if attr == "tts_provider":
+        return _choice(name, raw, TTS_CHOICES)
+    if attr in ("openai_base_url", "elevenlabs_base_url"):
+        return _url(name, raw)
+    if attr == "ice_host_addresses":
+        return _ip_list(name, raw)
+    if attr == "ice_servers":
+        return _ice_servers(name, raw)
+    if attr == "agents_file":
+        return Path(raw.strip()) if raw.strip() else None
+    if attr == "log_level":
+        return _choice(name, raw.upper(), tuple(v.lower() for v in _LOG_LEVELS)).upper()
+    return raw.strip()
+
+
+def _check_providers(s: Settings) -> None:
+    if s.stt_provider == "openai" and not s.openai_configured:
+        raise ConfigError("STT_PROVIDER=openai needs OPENAI_API_KEY")
+    if s.llm_provider == "openai" and not s.openai_configured:
+        raise ConfigError("LLM_PROVIDER=openai needs OPENAI_API_KEY")
+    if s.tts_provider == "openai" and not s.openai_configured:
+        raise ConfigError("TTS_PROVIDER=openai needs OPENAI_API_KEY")
+    if s.tts_provider == "elevenlabs" and not s.elevenlabs_configured:
+        raise ConfigError("TTS_PROVIDER=elevenlabs needs ELEVENLABS_API_KEY")
+    if not s.elevenlabs_base_url:
+        raise ConfigError("ELEVENLABS_BASE_URL: must not be empty")
+
+
+def load_settings(
+    overrides: Mapping[str, str | None] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    dotenv_path: Path | None = Path(".env"),
+) -> Settings:
+    """Build validated settings. ``overrides`` are flags by setting name."""
+    merged: dict[str, str] = {}
+    if dotenv_path is not None:
+        merged.update(read_dotenv(dotenv_path))
+    merged.update(os.environ if environ is None else environ)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            merged[key.upper()] = value
+    for key, value in (overrides or {}).items():
+        if value is not None and key.lower() in _FLAG_ONLY:
+            merged[f"--{key.lower()}"] = value
+    values: dict[str, Any] = {}
+    for name, attr in ENV_NAMES.items():
+        if attr in _FLAG_ONLY:
+            name = f"--{attr}"
+        if name in merged:
+            values[attr] = _convert(attr, name, merged[name])
+    settings = Settings(**values)
+    _check_providers(settings)
+    if settings.agents_file is not None and not settings.agents_file.is_file():
+        raise ConfigError(f"AGENTS_FILE={settings.agents_file}: no such file")
+    return settings

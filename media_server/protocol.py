@@ -1,0 +1,122 @@
+"""Data-channel messages (DESIGN.md section 5): parsed and encoded in one place.
+
+Everything that crosses the `events` channel goes through ``encode`` (server to
+page) or ``parse_client_message`` (page to server), so the wire format has one
+definition and bad input has one answer: ``ProtocolError``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Status = Literal["idle", "listening", "processing", "generating_audio", "speaking"]
+STATUSES: tuple[str, ...] = ("idle", "listening", "processing", "generating_audio", "speaking")
+
+CLIENT_TYPES = frozenset({"text_input", "interrupt", "end_session", "ping"})
+
+# A data-channel message larger than this is refused before json.loads sees it.
+MAX_CLIENT_MESSAGE_BYTES = 16 * 1024
+MAX_TEXT_INPUT_CHARS = 2000
+
+
+class ProtocolError(ValueError):
+    """A client message we cannot act on; ``code`` goes into the error event."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMessage:
+    type: str
+    text: str = ""
+
+
+def parse_client_message(raw: str | bytes) -> ClientMessage:
+    """Validate one message from the page. Raises ``ProtocolError``."""
+    if isinstance(raw, bytes | bytearray):
+        if len(raw) > MAX_CLIENT_MESSAGE_BYTES:
+            raise ProtocolError("message_too_large", "Message is too large.")
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError("invalid_message", "Message is not UTF-8 text.") from exc
+    if len(raw.encode("utf-8", "surrogatepass")) > MAX_CLIENT_MESSAGE_BYTES:
+        raise ProtocolError("message_too_large", "Message is too large.")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("invalid_message", "Message is not valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError("invalid_message", "Message must be a JSON object.")
+    kind = data.get("type")
+    if not isinstance(kind, str) or kind not in CLIENT_TYPES:
+        raise ProtocolError("unknown_type", f"Unknown message type: {str(kind)[:40]!r}.")
+    if kind != "text_input":
+        return ClientMessage(type=kind)
+    text = data.get("text")
+    if not isinstance(text, str):
+        raise ProtocolError("invalid_message", "text_input needs a string 'text'.")
+    text = text.strip()
+    if not text:
+        raise ProtocolError("empty_text", "Type something to send.")
+    if len(text) > MAX_TEXT_INPUT_CHARS:
+        raise ProtocolError(
+            "text_too_long", f"Text is too long (limit {MAX_TEXT_INPUT_CHARS} characters)."
+        )
+    return ClientMessage(type="text_input", text=text)
+
+
+def encode(event_type: str, **fields: Any) -> str:
+    """One server event as a JSON string."""
+    return json.dumps({"type": event_type, **fields}, separators=(",", ":"), ensure_ascii=False)
+
+
+def connection_established(
+    session_id: str, agent_name: str, agent_id: str, providers: dict[str, str]
+) -> str:
+    return encode(
+        "connection_established",
+        session_id=session_id,
+        agent=agent_name,
+        agent_id=agent_id,
+        providers=providers,
+    )
+
+
+def status_update(status: Status) -> str:
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    return encode("status_update", status=status)
+
+
+def transcription(text: str, turn_id: int, is_final: bool = True) -> str:
+    return encode("transcription", text=text, is_final=is_final, turn_id=turn_id)
+
+
+def llm_response(text: str, turn_id: int, is_final: bool) -> str:
+    return encode("llm_response", text=text, is_final=is_final, turn_id=turn_id)
+
+
+def turn_metrics(turn_id: int, **timings_ms: float | None) -> str:
+    return encode(
+        "turn_metrics",
+        turn_id=turn_id,
+        **{k: (None if v is None else round(v, 1)) for k, v in timings_ms.items()},
+    )
+
+
+def error(message: str, code: str, *, retryable: bool = False, stage: str | None = None) -> str:
+    return encode("error", message=message, code=code, retryable=retryable, stage=stage)
+
+
+def session_end(reason: str) -> str:
+    return encode("session_end", reason=reason)
+
+
+def pong() -> str:
+    return encode("pong")

@@ -1,0 +1,439 @@
+"""One conversational turn: utterance -> STT -> LLM (streamed) -> chunks -> TTS -> speaker.
+
+This module is the one place for provider policy: per-stage deadlines to the
+first useful byte, at most one retry and only before the person saw or heard
+anything of the reply, the words a person sees when something fails, and what
+goes into the history when a reply is cut short. Providers only do I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from media_server import protocol
+from media_server.agents import Agent
+from media_server.audio.mp3 import Mp3Decoder
+from media_server.audio.outbound import AgentAudioTrack
+from media_server.audio.pcm import PcmResampler
+from media_server.config import Settings
+from media_server.providers.base import (
+    AudioChunk,
+    ProviderError,
+    Providers,
+    ReplyOptions,
+    Stage,
+    Transcript,
+    Utterance,
+)
+from media_server.text import ConversationHistory, SentenceChunker, heard_prefix
+
+log = logging.getLogger(__name__)
+
+SPEAKER_RATE = AgentAudioTrack.SAMPLE_RATE
+RETRY_AFTER_CAP_S = 2.0  # never keep a person waiting longer than this for a retry
+DEFAULT_RETRY_DELAY_S = 0.25
+# Once a stream has started, a pause longer than this between pieces is a hang.
+STALL_FACTOR = 2.0
+TTS_QUEUE_BOUND = 32  # sentence chunks waiting for synthesis
+
+SERVICE_NAMES = {"stt": "speech recognition", "llm": "language model", "tts": "voice"}
+
+
+def user_message(err: ProviderError) -> str:
+    """What a person reads when a stage fails: plain words, no internals."""
+    service = SERVICE_NAMES[err.stage]
+    return {
+        "auth": f"The {service} service rejected the server's API key. "
+        "Please check the server's configuration.",
+        "quota": f"The {service} service is out of quota. Please check the account's plan.",
+        "invalid": f"The {service} service refused the request. "
+        "Please check the server's model and voice settings.",
+        "rate_limited": f"The {service} service is busy right now — please try again in a moment.",
+        "timeout": f"The {service} service took too long to answer — please try again.",
+        "bad_output": f"The {service} service sent back something I couldn't use — "
+        "please try again.",
+    }.get(err.kind, f"I couldn't reach the {service} service — please try again.")
+
+
+@dataclass
+class TurnContext:
+    """What a turn needs from its session; the session owns all of it."""
+
+    agent: Agent
+    providers: Providers
+    speaker: AgentAudioTrack
+    history: ConversationHistory
+    settings: Settings
+    send: Callable[[str], None]
+    set_status: Callable[[protocol.Status], None]
+    on_stage_result: Callable[[Stage, ProviderError | None], None] = lambda stage, err: None
+    observe: Callable[[str, float], None] = lambda name, ms: None  # latency metrics sink
+
+
+@dataclass
+class TurnResult:
+    outcome: str  # "completed" | "dropped" | "error" | "cancelled"
+    transcript: str = ""
+    reply: str = ""
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    error: ProviderError | None = None
+
+
+class _SpeakerFeed:
+    """Turns provider audio chunks into 48 kHz mono PCM for the speaker."""
+
+    def __init__(self) -> None:
+        self._mp3: Mp3Decoder | None = None
+        self._pcm: PcmResampler | None = None
+
+    def convert(self, chunk: AudioChunk) -> bytes:
+        if chunk.encoding == "mp3":
+            if self._mp3 is None:
+                self._mp3 = Mp3Decoder(out_rate=SPEAKER_RATE)
+            return self._mp3.feed(chunk.data)
+        if self._pcm is None:
+            self._pcm = PcmResampler(chunk.sample_rate, chunk.channels, SPEAKER_RATE)
+        return self._pcm.convert(chunk.data)
+
+    def flush(self) -> bytes:
+        out = b""
+        if self._mp3 is not None:
+            out += self._mp3.flush()
+        if self._pcm is not None:
+            out += self._pcm.flush()
+        return out
+
+
+class Turn:
+    """Runs one turn to completion; cancel its task to cut it short."""
+
+    def __init__(
+        self,
+        ctx: TurnContext,
+        turn_id: int,
+        *,
+        utterance: Utterance | None = None,
+        text: str | None = None,
+        started_at: float | None = None,
+    ) -> None:
+        if (utterance is None) == (text is None):
+            raise ValueError("a turn starts from an utterance or from text, not both")
+        self.ctx = ctx
+        self.turn_id = turn_id
+        self.utterance = utterance
+        self.text = text
+        # t0: the moment the person stopped speaking (or pressed send).
+        if utterance is not None:
+            self.t0 = utterance.speech_ended_at or time.monotonic()
+        else:
+            self.t0 = started_at if started_at is not None else time.monotonic()
+        self.metrics: dict[str, float | None] = {}
+        self._heard_pieces: list[tuple[str, int]] = []
+        self._played_base: int | None = None
+        self._reply_text = ""
+        self._audio_started = False
+        self._heard_recorded = False
+        self._heard = ""
+
+    # ---- helpers -------------------------------------------------------
+
+    def _mark(self, name: str) -> float:
+        ms = (time.monotonic() - self.t0) * 1000
+        self.metrics.setdefault(name, ms)
+        return ms
+
+    async def _first_with_retry(
+        self,
+        stage: Stage,
+        open_stream: Callable[[], AsyncIterator[Any]],
+        timeout_s: float,
+        may_retry: Callable[[], bool],
+    ) -> tuple[Any, AsyncIterator[Any]] | tuple[None, None]:
+        """The first item of a provider stream within the stage deadline.
+
+        On a retryable failure it tries once more, if ``may_retry()`` still
+        allows it; ``(None, None)`` means the stream was empty.
+        """
+        for attempt in (1, 2):
+            stream = open_stream()
+            try:
+                async with asyncio.timeout(timeout_s):
+                    first = await anext(stream)
+            except StopAsyncIteration:
+                await _aclose(stream)
+                return None, None
+            except TimeoutError:
+                await _aclose(stream)
+                err = ProviderError(stage, "timeout", f"{stage}: no answer in {timeout_s:g}s")
+            except ProviderError as exc:
+                await _aclose(stream)
+                err = exc
+            except BaseException:
+                await _aclose(stream)
+                raise
+            else:
+                return first, stream
+            if attempt == 2 or not err.retryable or not may_retry():
+                raise err
+            delay = min(err.retry_after or DEFAULT_RETRY_DELAY_S, RETRY_AFTER_CAP_S)
+            log.info("turn %s: %s %s, retrying in %.2fs", self.turn_id, stage, err.kind, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _rest(self, stage: Stage, stream: AsyncIterator[Any], timeout_s: float):
+        """The remaining items, each within a stall deadline."""
+        stall = timeout_s * STALL_FACTOR
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(stall):
+                        item = await anext(stream)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise ProviderError(
+                        stage, "timeout", f"{stage}: stalled for {stall:g}s"
+                    ) from None
+                yield item
+        finally:
+            await _aclose(stream)
+
+    # ---- stages --------------------------------------------------------
+
+    async def _transcribe(self) -> str:
+        assert self.utterance is not None
+        utterance = self.utterance
+
+        async def once() -> AsyncIterator[Transcript]:
+            yield await self.ctx.providers.stt.transcribe(utterance)
+
+        first, stream = await self._first_with_retry(
+            "stt", once, self.ctx.settings.stt_timeout_s, lambda: True
+        )
+        if stream is not None:
+            await _aclose(stream)
+        return (first.text if first is not None else "").strip()
+
+    async def _reply(self, tts_queue: asyncio.Queue[str | None]) -> None:
+        """Streams the reply text: llm_response events and TTS chunks."""
+        ctx = self.ctx
+        agent = ctx.agent
+        messages = ctx.history.messages(agent.prompt)
+        options = ReplyOptions(
+            temperature=agent.temperature, max_tokens=agent.max_tokens, persona=agent.persona
+        )
+        chunker = SentenceChunker()
+
+        def open_stream() -> AsyncIterator[str]:
+            return ctx.providers.llm.stream_reply(messages, options)
+
+        timeout = ctx.settings.llm_timeout_s
+        first, stream = await self._first_with_retry("llm", open_stream, timeout, lambda: True)
+        if stream is None:
+            raise ProviderError("llm", "bad_output", "llm: empty reply")
+        self._mark("first_token_ms")
+
+        async def deltas() -> AsyncIterator[str]:
+            yield first
+            async for delta in self._rest("llm", stream, timeout):
+                yield delta
+
+        async for delta in deltas():
+            if not delta:
+                continue
+            self._reply_text += delta
+            ctx.send(protocol.llm_response(self._reply_text, self.turn_id, is_final=False))
+            for piece in chunker.feed(delta):
+                await tts_queue.put(piece)
+        for piece in chunker.flush():
+            await tts_queue.put(piece)
+        if not self._reply_text.strip():
+            raise ProviderError("llm", "bad_output", "llm: empty reply")
+        self._mark("llm_done_ms")
+        ctx.send(protocol.llm_response(self._reply_text, self.turn_id, is_final=True))
+
+    async def _speak(self, tts_queue: asyncio.Queue[str | None]) -> None:
+        """Synthesizes chunks in order and queues their audio on the speaker."""
+        ctx = self.ctx
+        voice = ctx.agent.voice_for(ctx.providers.tts.name)
+        timeout = ctx.settings.tts_timeout_s
+        while (piece := await tts_queue.get()) is not None:
+            if not self._audio_started:
+                ctx.set_status("generating_audio")
+            feed = _SpeakerFeed()
+
+            def open_stream(piece: str = piece) -> AsyncIterator[AudioChunk]:
+                return ctx.providers.tts.synthesize(piece, voice)
+
+            # Retrying is fine until any audio of this reply reached the speaker.
+            first, stream = await self._first_with_retry(
+                "tts", open_stream, timeout, lambda: not self._audio_started
+            )
+            if stream is None:
+                raise ProviderError("tts", "bad_output", "tts: no audio")
+            self._mark("first_tts_byte_ms")
+            samples = 0
+
+            async def chunks(first=first, stream=stream) -> AsyncIterator[AudioChunk]:
+                yield first
+                async for chunk in self._rest("tts", stream, timeout):
+                    yield chunk
+
+            async for chunk in chunks():
+                samples += await self._play(feed.convert(chunk))
+            samples += await self._play(feed.flush())
+            if samples == 0:
+                raise ProviderError("tts", "bad_output", "tts: no decodable audio")
+            self._heard_pieces.append((piece, samples))
+
+    async def _play(self, pcm: bytes) -> int:
+        if not pcm:
+            return 0
+        speaker = self.ctx.speaker
+        if not self._audio_started:
+            self._audio_started = True
+            self._played_base = speaker.played_samples
+            first_out = speaker.on_first_audio()
+            first_out.add_done_callback(self._on_first_audio_out)
+        await speaker.write(pcm)
+        return len(pcm) // 2
+
+    def _on_first_audio_out(self, fut: asyncio.Future[float]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        self.metrics.setdefault("first_audio_ms", (fut.result() - self.t0) * 1000)
+        self.ctx.set_status("speaking")
+
+    @property
+    def reply_started(self) -> bool:
+        return bool(self._reply_text)
+
+    def record_heard(self) -> str:
+        """Put what the person heard of the reply into the history, once.
+
+        Synchronous so the session can call it the moment it cuts a turn
+        short, before the next turn reads the history.
+        """
+        if self._heard_recorded:
+            return self._heard
+        self._heard_recorded = True
+        if self._played_base is not None:
+            played = self.ctx.speaker.played_samples - self._played_base
+            self._heard = heard_prefix(self._heard_pieces, played)
+        self.ctx.history.add_assistant(self._heard)
+        return self._heard
+
+    # ---- the turn ------------------------------------------------------
+
+    async def run(self) -> TurnResult:
+        ctx = self.ctx
+        transcript = ""
+        try:
+            ctx.set_status("processing")
+            if self.utterance is not None:
+                u = self.utterance
+                if u.turn_ended_at and u.speech_ended_at:
+                    self.metrics["end_of_turn_wait_ms"] = (
+                        u.turn_ended_at - u.speech_ended_at
+                    ) * 1000
+                try:
+                    transcript = await self._transcribe()
+                except ProviderError as err:
+                    ctx.on_stage_result("stt", err)
+                    raise
+                ctx.on_stage_result("stt", None)
+                if not transcript:
+                    ctx.set_status("idle")
+                    return TurnResult("dropped", metrics=self.metrics)
+                self._mark("transcript_ms")
+            else:
+                transcript = self.text or ""
+                self.metrics["transcript_ms"] = 0.0
+            ctx.send(protocol.transcription(transcript, self.turn_id, is_final=True))
+            ctx.history.add_user(transcript)
+            await self._reply_and_speak()
+            await self._wait_played()
+            self._heard_recorded = True
+            ctx.history.add_assistant(self._reply_text)
+            self._mark("total_ms")
+            self._send_metrics()
+            ctx.set_status("idle")
+            return TurnResult("completed", transcript, self._reply_text, self.metrics)
+        except ProviderError as err:
+            log.warning("turn %s failed: %s (%s)", self.turn_id, err.stage, err.kind)
+            # The person may have heard part of the reply: keep that, nothing more.
+            self.record_heard()
+            ctx.speaker.clear()
+            ctx.send(
+                protocol.error(
+                    user_message(err),
+                    f"{err.stage}_{err.kind}",
+                    retryable=err.retryable,
+                    stage=err.stage,
+                )
+            )
+            self._send_metrics()
+            ctx.set_status("idle")
+            return TurnResult("error", transcript, self._reply_text, self.metrics, err)
+        except asyncio.CancelledError:
+            self.record_heard()
+            raise
+
+    async def _reply_and_speak(self) -> None:
+        """LLM and TTS run side by side, joined by a bounded queue of chunks;
+        whichever fails first stops the other."""
+        queue: asyncio.Queue[str | None] = asyncio.Queue(TTS_QUEUE_BOUND)
+        report = self.ctx.on_stage_result
+
+        async def reply() -> None:
+            try:
+                await self._reply(queue)
+            except ProviderError as err:
+                report("llm", err)
+                raise
+            report("llm", None)
+            await queue.put(None)
+
+        async def speak() -> None:
+            try:
+                await self._speak(queue)
+            except ProviderError as err:
+                report("tts", err)
+                raise
+            report("tts", None)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(reply(), name=f"turn-{self.turn_id}-llm")
+                group.create_task(speak(), name=f"turn-{self.turn_id}-tts")
+        except BaseExceptionGroup as failures:
+            provider_errors = [e for e in failures.exceptions if isinstance(e, ProviderError)]
+            if len(provider_errors) == len(failures.exceptions):
+                raise provider_errors[0] from None
+            raise
+
+    async def _wait_played(self) -> None:
+        speaker = self.ctx.speaker
+        speaker.end_of_reply()
+        target = speaker.played_samples + speaker.queued_samples
+        remaining_s = speaker.queued_samples / SPEAKER_RATE
+        await speaker.wait_until_played(target, timeout=remaining_s + 2.0)
+
+    def _send_metrics(self) -> None:
+        for name, value in self.metrics.items():
+            if value is not None:
+                self.ctx.observe(name, value)
+        self.ctx.send(protocol.turn_metrics(self.turn_id, **self.metrics))
+
+
+async def _aclose(stream: AsyncIterator[Any] | None) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()

@@ -1,0 +1,97 @@
+"""Shared fixtures: loopback-only ICE, running servers, speech, leak checks."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from media_server.config import Settings, load_settings
+from media_server.ice import configure_host_addresses
+from media_server.providers import build_providers
+from media_server.providers.base import Providers
+from signaling.app import REGISTRY_KEY, create_app
+from tests.leaks import Snapshot, wait_back_to
+
+# Every peer in the suite, server and client, offers 127.0.0.1 only (DESIGN.md §9).
+configure_host_addresses(("127.0.0.1",))
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings from defaults plus overrides only: the developer's environment
+    and .env never leak into a test."""
+    return load_settings({k: str(v) for k, v in overrides.items()}, environ={}, dotenv_path=None)
+
+
+@functools.cache
+def embedded_providers() -> Providers:
+    """One set of offline engines for the whole run (pocketsphinx takes ~1 s to load)."""
+    return build_providers(make_settings())
+
+
+@functools.cache
+def speech_48k(text: str, voice: str = "en-us") -> bytes:
+    """espeak-ng speech as 48 kHz mono s16le, the rate of the mic track."""
+    from media_server.audio.pcm import PcmResampler
+    from media_server.providers.espeak_tts import synthesize_to_pcm
+
+    pcm, rate = synthesize_to_pcm(text, voice)
+    resampler = PcmResampler(rate, 1, 48000)
+    return resampler.convert(pcm) + resampler.flush()
+
+
+@dataclass
+class RunningServer:
+    app: web.Application
+    runner: web.AppRunner
+    base_url: str
+
+    @property
+    def session_count(self) -> int:
+        return len(self.app[REGISTRY_KEY])
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_server(settings: Settings, *, providers: Providers | None = None) -> RunningServer:
+    app = create_app(settings, providers=providers or embedded_providers())
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return RunningServer(app, runner, f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+async def server_factory() -> AsyncIterator[Callable[..., Awaitable[RunningServer]]]:
+    started: list[RunningServer] = []
+
+    async def factory(providers: Providers | None = None, **overrides: Any) -> RunningServer:
+        server = await start_server(make_settings(**overrides), providers=providers)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        await server.close()
+
+
+@pytest.fixture
+async def server(server_factory) -> RunningServer:
+    return await server_factory()
+
+
+@pytest.fixture
+async def leak_check() -> AsyncIterator[Snapshot]:
+    """Fails the test if it leaves tasks, fds or UDP sockets behind."""
+    embedded_providers()  # engine threads belong to the run, not to a test
+    base = Snapshot.take()
+    yield base
+    excess = await wait_back_to(base, timeout=10.0, thread_slack=0)
+    assert not excess, f"resources left behind: {excess}"

@@ -1,0 +1,85 @@
+from pathlib import Path
+
+import pytest
+
+from media_server.config import ConfigError, load_settings, read_dotenv
+from media_server.providers import resolve_names
+
+
+def settings(env=None, flags=None, dotenv=None):
+    return load_settings(flags or {}, environ=env or {}, dotenv_path=dotenv)
+
+
+def test_defaults_are_offline_and_loopback():
+    s = settings()
+    assert (s.host, s.port) == ("127.0.0.1", 8080)
+    assert s.ice_servers == ()  # never a public STUN server by surprise
+    assert s.vad_silence_ms == 500 and s.vad_preroll_ms == 300 and s.barge_in_min_ms == 200
+    assert resolve_names(s) == ("pocketsphinx", "scripted", "espeak")
+
+
+def test_auto_picks_cloud_when_keys_are_set():
+    s = settings({"OPENAI_API_KEY": "sk-test"})
+    assert resolve_names(s) == ("openai", "openai", "openai")
+    s = settings({"OPENAI_API_KEY": "sk-test", "ELEVENLABS_API_KEY": "el-test"})
+    assert resolve_names(s) == ("openai", "openai", "elevenlabs")
+    s = settings({"ELEVENLABS_API_KEY": "el", "STT_PROVIDER": "pocketsphinx"})
+    assert resolve_names(s) == ("pocketsphinx", "scripted", "elevenlabs")
+
+
+def test_secrets_stay_out_of_repr():
+    s = settings({"OPENAI_API_KEY": "sk-very-secret", "ELEVENLABS_API_KEY": "el-secret"})
+    assert "sk-very-secret" not in repr(s) and "el-secret" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"VAD_SILENCE_MS": "abc"}, "VAD_SILENCE_MS"),
+        ({"VAD_SILENCE_MS": "10"}, "VAD_SILENCE_MS"),
+        ({"VAD_AGGRESSIVENESS": "4"}, "VAD_AGGRESSIVENESS"),
+        ({"MAX_SESSIONS": "0"}, "MAX_SESSIONS"),
+        ({"STT_PROVIDER": "whisper.cpp"}, "STT_PROVIDER"),
+        ({"TTS_PROVIDER": "elevenlabs"}, "ELEVENLABS_API_KEY"),
+        ({"LLM_PROVIDER": "openai"}, "OPENAI_API_KEY"),
+        ({"ICE_HOST_ADDRESSES": "127.0.0.1,localhost"}, "ICE_HOST_ADDRESSES"),
+        ({"ICE_SERVERS": "stun.example.org"}, "ICE_SERVERS"),
+        ({"OPENAI_BASE_URL": "localhost:11434"}, "OPENAI_BASE_URL"),
+        ({"VAD_MAX_UTTERANCE_S": "nan"}, "VAD_MAX_UTTERANCE_S"),
+    ],
+)
+def test_bad_values_fail_with_one_line_naming_the_setting(env, names):
+    with pytest.raises(ConfigError) as info:
+        settings(env)
+    message = str(info.value)
+    assert names in message and "\n" not in message
+
+
+def test_precedence_flags_over_env_over_dotenv(tmp_path: Path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        "# comment\nexport VAD_SILENCE_MS=700\nMAX_SESSIONS='3'\nOPENAI_MODEL=llama3 # local\n"
+    )
+    s = settings({"MAX_SESSIONS": "4"}, dotenv=dotenv)
+    assert (s.vad_silence_ms, s.max_sessions, s.openai_model) == (700, 4, "llama3")
+    s = settings({"MAX_SESSIONS": "4"}, {"max_sessions": "5", "port": "9000"}, dotenv)
+    assert (s.max_sessions, s.port) == (5, 9000)
+
+
+def test_host_and_port_ignore_the_environment():
+    # zsh exports HOST=<machine name>; it must not become our bind address.
+    s = settings({"HOST": "my-laptop", "PORT": "1"})
+    assert (s.host, s.port) == ("127.0.0.1", 8080)
+
+
+def test_dotenv_syntax_error_names_the_line(tmp_path: Path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("OK=1\nthis is not a setting\n")
+    with pytest.raises(ConfigError, match="line 2"):
+        read_dotenv(dotenv)
+
+
+def test_ice_lists_parse():
+    s = settings({"ICE_HOST_ADDRESSES": "127.0.0.1, ::1", "ICE_SERVERS": "stun:stun.example:3478"})
+    assert s.ice_host_addresses == ("127.0.0.1", "::1")
+    assert s.ice_servers == ("stun:stun.example:3478",)
