@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
-from media_server.agents import AgentConfigError, load_agents
-from media_server.config import ConfigError, load_settings
+from media_server.agents import Agent, AgentConfigError, load_agents
+from media_server.config import ConfigError, Settings, load_settings
+
+SHUTDOWN_TIMEOUT_S = 5.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +36,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+async def _serve(settings: Settings, agents: dict[str, Agent]) -> None:
+    """Runs until SIGINT/SIGTERM, then ends every session and exits."""
+    from aiohttp import web
+
+    from media_server.providers import resolve_names
+    from signaling.app import create_app
+
+    app = create_app(settings, agents=agents)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await runner.setup()  # loads the engines (pocketsphinx takes about a second)
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        stt, llm, tts = resolve_names(settings)
+        url_host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        print(
+            f"voice-agent: listening on http://{url_host}:{settings.port} "
+            f"(stt={stt}, llm={llm}, tts={tts}; agents: {', '.join(agents)})",
+            flush=True,
+        )
+        await stop.wait()
+        print("voice-agent: shutting down", flush=True)
+    finally:
+        await runner.cleanup()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
@@ -48,29 +81,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     # aioice logs every connectivity check at INFO.
     logging.getLogger("aioice").setLevel(logging.WARNING)
 
-    from aiohttp import web
-
     from media_server.ice import configure_host_addresses
-    from media_server.providers import resolve_names
-    from signaling.app import create_app
 
     configure_host_addresses(settings.ice_host_addresses)
-    stt, llm, tts = resolve_names(settings)
-    app = create_app(settings, agents=agents)
-    url_host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    print(
-        f"voice-agent: listening on http://{url_host}:{settings.port} "
-        f"(stt={stt}, llm={llm}, tts={tts}; agents: {', '.join(agents)})",
-        flush=True,
-    )
     try:
-        web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5.0)
+        asyncio.run(_serve(settings, agents))
     except OSError as exc:
         print(
             f"voice-agent: cannot listen on {settings.host}:{settings.port} ({exc})",
             file=sys.stderr,
         )
         return 1
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
