@@ -1,0 +1,262 @@
+"""The agent's voice: an aiortc audio track fed with 48 kHz mono PCM.
+
+aiortc's RTP sender sends whatever ``recv()`` returns as soon as it returns,
+so this track alone sets the pace: one 20 ms frame per 20 ms on an absolute
+clock, silence when there is nothing to say (the browser expects a continuous
+stream), and ``clear()`` for barge-in. ``recv()`` must never raise except
+``MediaStreamError`` after ``stop()``: aiortc stops a track whose ``recv()``
+raises, and the agent would stay mute for the rest of the session.
+
+Single writer: one turn at a time calls ``write()``/``end_of_reply()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+log = logging.getLogger(__name__)
+
+
+def _mark_retrieved(fut: asyncio.Future) -> None:
+    # A future nobody awaited must not log "exception was never retrieved".
+    if not fut.cancelled():
+        fut.exception()
+
+
+class AgentAudioTrack(MediaStreamTrack):
+    kind = "audio"
+
+    SAMPLE_RATE = 48000
+    FRAME_SAMPLES = 960  # 20 ms: 10 ms frames double aiortc's per-frame cost
+    FRAME_BYTES = FRAME_SAMPLES * 2
+    FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
+    # Later than this behind the schedule (loop stall, slow consumer), start a
+    # new schedule from now instead of bursting the backlog at the browser.
+    MAX_LAG_S = 0.1
+    TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+    _SILENCE = bytes(FRAME_BYTES)
+
+    def __init__(
+        self,
+        *,
+        max_queued_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        """``clock``/``sleep`` are injectable so tests pace deterministically."""
+        super().__init__()
+        self._clock = clock
+        self._sleep = sleep
+        self._max_queued_samples = max(self.FRAME_SAMPLES, int(max_queued_s * self.SAMPLE_RATE))
+        # (frame bytes, real samples in it): a padded last frame has fewer.
+        self._queue: deque[tuple[bytes, int]] = deque()
+        self._queued_samples = 0
+        self._pending = b""  # < one frame of written audio, or a blocked write's rest
+        self._room = asyncio.Event()
+        self._room.set()
+        self._write_lock = asyncio.Lock()
+        self._epoch = 0  # bumped by clear(): writes begun before it drop their audio
+        self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
+        self._first_audio: list[asyncio.Future[float]] = []
+        # Pacing: frame n is due at _anchor + n * FRAME_S.
+        self._anchor: float | None = None
+        self._n = 0
+        self._pts = 0
+        # Counters (metrics, tests).
+        self.played_samples = 0  # real (non-filler) samples returned by recv()
+        self.frames_sent = 0
+        self.silence_frames = 0
+        self.reanchors = 0
+
+    # -- state --------------------------------------------------------------
+
+    @property
+    def queued_samples(self) -> int:
+        """Real samples waiting in whole frames (a not-yet-flushed partial frame excluded)."""
+        return self._queued_samples
+
+    @property
+    def is_playing(self) -> bool:
+        return bool(self._queue)
+
+    @property
+    def _live(self) -> bool:
+        return self.readyState == "live"
+
+    # -- aiortc side ----------------------------------------------------------
+
+    async def recv(self) -> av.AudioFrame:
+        if not self._live:
+            raise MediaStreamError
+        try:
+            await self._pace()
+        except Exception:  # a misbehaving injected clock/sleep must not mute us
+            log.exception("outbound pacing failed")
+        if not self._live:  # stopped while we slept
+            raise MediaStreamError
+        try:
+            return self._next_frame()
+        except Exception:
+            log.exception("outbound frame failed; sending silence")
+            return self._make_frame(self._SILENCE)
+
+    async def _pace(self) -> None:
+        now = self._clock()
+        if self._anchor is None:
+            self._anchor, self._n = now, 0
+            return
+        self._n += 1
+        delay = self._anchor + self._n * self.FRAME_S - now
+        if delay > 0:
+            await self._sleep(delay)
+        elif -delay > self.MAX_LAG_S:
+            self.reanchors += 1
+            self._anchor, self._n = now, 0
+
+    def _next_frame(self) -> av.AudioFrame:
+        if not self._queue:
+            self.silence_frames += 1
+            return self._make_frame(self._SILENCE)
+        data, real = self._queue.popleft()
+        self._queued_samples -= real
+        self.played_samples += real
+        if self._queued_samples < self._max_queued_samples:
+            self._room.set()
+        frame = self._make_frame(data)
+        if self._first_audio:
+            at = self._clock()
+            for fut in self._first_audio:
+                if not fut.done():
+                    fut.set_result(at)
+            self._first_audio.clear()
+        if self._waiters:
+            self._settle_waiters()
+        return frame
+
+    def _make_frame(self, data: bytes) -> av.AudioFrame:
+        # Measured ~4.5 µs: cheaper than from_ndarray (~11.5 µs). A fresh frame
+        # every time: aiortc encodes it in a worker thread after we return.
+        frame = av.AudioFrame(format="s16", layout="mono", samples=self.FRAME_SAMPLES)
+        frame.planes[0].update(data)
+        frame.sample_rate = self.SAMPLE_RATE
+        frame.time_base = self.TIME_BASE
+        frame.pts = self._pts
+        self._pts += self.FRAME_SAMPLES
+        self.frames_sent += 1
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._queue.clear()
+        self._queued_samples = 0
+        self._pending = b""
+        self._room.set()  # blocked writers see the stop and return
+        self._fail_waiters()
+        for fut in self._first_audio:
+            if not fut.done():
+                fut.set_exception(MediaStreamError("track stopped"))
+        self._first_audio.clear()
+
+    # -- agent side ----------------------------------------------------------
+
+    async def write(self, pcm: bytes) -> None:
+        """Queue s16le mono 48 kHz PCM of any length, in 20 ms frames.
+
+        Blocks while ``max_queued_s`` of audio is waiting. Audio from a write
+        that was blocked when ``clear()`` or ``stop()`` ran is dropped.
+        """
+        epoch = self._epoch
+        if not isinstance(pcm, bytes):
+            pcm = bytes(pcm)  # frames are sliced from it and must not change later
+        async with self._write_lock:
+            if epoch != self._epoch or not self._live:
+                return
+            data = self._pending + pcm if self._pending else pcm
+            self._pending = b""
+            fb = self.FRAME_BYTES
+            offset = 0
+            while len(data) - offset >= fb:
+                if self._queued_samples >= self._max_queued_samples:
+                    # Park the rest in _pending so clear() counts it as dropped.
+                    self._pending = data[offset:]
+                    self._room.clear()
+                    await self._room.wait()
+                    if epoch != self._epoch or not self._live:
+                        return
+                    self._pending = b""
+                self._queue.append((data[offset : offset + fb], self.FRAME_SAMPLES))
+                self._queued_samples += self.FRAME_SAMPLES
+                offset += fb
+            self._pending = data[offset:]
+
+    def flush_pending(self) -> None:
+        """Pad a partial frame with silence and queue it."""
+        if not self._pending:
+            return
+        real = len(self._pending) // 2
+        frame = self._pending[: real * 2].ljust(self.FRAME_BYTES, b"\x00")
+        self._pending = b""
+        if real and self._live:
+            self._queue.append((frame, real))
+            self._queued_samples += real
+
+    def end_of_reply(self) -> None:
+        """The reply is complete: queue its last partial frame."""
+        self.flush_pending()
+
+    def clear(self) -> int:
+        """Barge-in: drop all queued and pending audio at once. Returns samples dropped."""
+        dropped = self._queued_samples + len(self._pending) // 2
+        self._queue.clear()
+        self._queued_samples = 0
+        self._pending = b""
+        self._epoch += 1
+        self._room.set()
+        self._fail_waiters()
+        return dropped
+
+    async def wait_until_played(self, target_played_samples: int, timeout: float) -> bool:
+        """True once ``played_samples >= target``; False on timeout, clear() or stop()."""
+        if self.played_samples >= target_played_samples:
+            return True
+        if not self._live:
+            return False
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        entry = (target_played_samples, fut)
+        self._waiters.append(entry)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    def on_first_audio(self) -> asyncio.Future[float]:
+        """A future for the clock time the next real-audio frame leaves recv()."""
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_mark_retrieved)
+        if self._live:
+            self._first_audio.append(fut)
+        else:
+            fut.set_exception(MediaStreamError("track stopped"))
+        return fut
+
+    def _settle_waiters(self) -> None:
+        played = self.played_samples
+        for target, fut in self._waiters:
+            if played >= target and not fut.done():
+                fut.set_result(True)
+
+    def _fail_waiters(self) -> None:
+        for _, fut in self._waiters:
+            if not fut.done():
+                fut.set_result(False)

@@ -1,0 +1,248 @@
+"""Turn segmentation: 16 kHz mono PCM in, speech start/end events out.
+
+Pure and synchronous (no asyncio, no clock of its own): the caller passes the
+time of the end of each chunk and every event time is derived from it, so
+tests drive it with synthetic audio and exact times.
+
+A turn:
+  idle --(>= start_ms voiced within a short window)--> SpeechStarted
+       --(silence_ms of non-voiced frames after the last voiced one)--> SpeechEnded
+                                                   or SpeechDropped("too_short")
+       --(max_utterance_s of audio)--> SpeechEnded (cut; a new turn may start)
+
+Note: webrtcvad smooths its own decisions and keeps calling frames voiced for
+~80-160 ms after a sound stops (measured: 4-8 frames of 20 ms, mode-dependent).
+``silence_ms`` counts from the last frame the VAD called voiced, so the real
+end-of-turn delay after the last sound is silence_ms plus that.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+from media_server.providers.base import Utterance
+
+# webrtcvad accepts only these (its C code rejects anything else).
+_VAD_RATES = (8000, 16000, 32000, 48000)
+_VAD_FRAME_MS = (10, 20, 30)
+# dBFS reported for digital silence: finite, so it survives JSON and comparisons.
+SILENCE_DBFS = -120.0
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    sample_rate: int = 16000
+    frame_ms: int = 20
+    aggressiveness: int = 2  # webrtcvad mode 0-3
+    start_ms: int = 60  # voiced audio needed (within a short window) to declare speech started
+    silence_ms: int = 500  # hangover: trailing non-voiced time that ends the turn
+    preroll_ms: int = 300  # audio kept from before the first voiced frame
+    min_speech_ms: int = 250  # voiced audio below this -> utterance dropped (blip)
+    max_utterance_s: float = 30.0  # cut an over-long turn here (emit it as an utterance)
+    # Trailing non-voiced audio kept at the end of an utterance. STT needs a little
+    # release, not the whole hangover (pocketsphinx runs at ~0.3x real time, so
+    # shipping 500 ms of silence would cost ~150 ms of CPU per turn).
+    tail_ms: int = 200
+
+    def __post_init__(self) -> None:
+        if self.sample_rate not in _VAD_RATES:
+            raise ValueError(f"sample_rate must be one of {_VAD_RATES}, got {self.sample_rate}")
+        if self.frame_ms not in _VAD_FRAME_MS:
+            raise ValueError(f"frame_ms must be one of {_VAD_FRAME_MS}, got {self.frame_ms}")
+        if not 0 <= self.aggressiveness <= 3:
+            raise ValueError(f"aggressiveness must be 0-3, got {self.aggressiveness}")
+        for name in ("start_ms", "silence_ms", "preroll_ms", "min_speech_ms", "tail_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.silence_ms < self.frame_ms:
+            raise ValueError(f"silence_ms must be >= frame_ms ({self.frame_ms})")
+        if self.max_utterance_s * 1000 < max(self.start_ms, self.frame_ms):
+            raise ValueError(f"max_utterance_s too small: {self.max_utterance_s}")
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.sample_rate * self.frame_ms // 1000 * 2
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    at: float  # start time of the first voiced frame of the turn
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    utterance: Utterance
+
+
+@dataclass(frozen=True)
+class SpeechDropped:
+    reason: str  # "too_short"
+    at: float
+
+
+SegmenterEvent = SpeechStarted | SpeechEnded | SpeechDropped
+
+
+def peak_dbfs(pcm: bytes) -> float:
+    """Peak sample level of s16le PCM in dBFS (SILENCE_DBFS for all zeros)."""
+    if len(pcm) < 2:
+        return SILENCE_DBFS
+    x = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2)
+    # max/min separately: abs() of int16 -32768 overflows.
+    peak = max(int(x.max()), -int(x.min()))
+    if peak == 0:
+        return SILENCE_DBFS
+    return max(SILENCE_DBFS, 20 * math.log10(peak / 32768))
+
+
+class Segmenter:
+    """Feed PCM, get turn events. One instance per session; not thread-safe."""
+
+    def __init__(
+        self,
+        config: SegmenterConfig,
+        *,
+        is_speech: Callable[[bytes], bool] | None = None,
+    ) -> None:
+        """``is_speech`` replaces webrtcvad (tests, other VADs); it gets one frame."""
+        self.config = config
+        if is_speech is None:
+            vad = webrtcvad.Vad(config.aggressiveness)
+            rate = config.sample_rate
+            is_speech = lambda frame: vad.is_speech(frame, rate)  # noqa: E731
+        self._is_speech = is_speech
+        self._frame_bytes = config.frame_bytes
+        self._frame_s = config.frame_ms / 1000
+        self._bytes_per_s = config.sample_rate * 2
+
+        fm = config.frame_ms
+        self._start_frames = max(1, math.ceil(config.start_ms / fm))
+        # "Within a short window": twice the voiced time needed, so one
+        # unvoiced frame inside a syllable does not restart the count.
+        self._window_frames = 2 * self._start_frames
+        self._preroll_frames = config.preroll_ms // fm
+        self._silence_frames = max(1, math.ceil(config.silence_ms / fm))
+        self._tail_frames = min(self._silence_frames, config.tail_ms // fm)
+        self._max_frames = max(1, int(config.max_utterance_s * 1000) // fm)
+
+        self._remainder = b""
+        # Idle: recent (frame, voiced, end_time) for pre-roll and start detection.
+        self._history: deque[tuple[bytes, bool, float]] = deque(
+            maxlen=self._preroll_frames + self._window_frames
+        )
+        self._window_voiced = 0  # voiced frames among the last _window_frames of history
+        # In a turn.
+        self._in_speech = False
+        self._frames: list[bytes] = []
+        self._voiced_frames = 0
+        self._trailing_unvoiced = 0
+        self._last_voiced_end = 0.0
+
+    @property
+    def in_speech(self) -> bool:
+        return self._in_speech
+
+    @property
+    def speech_ms(self) -> int:
+        """Voiced ms in the current turn (0 when idle); barge-in compares this."""
+        return self._voiced_frames * self.config.frame_ms if self._in_speech else 0
+
+    def reset(self) -> None:
+        """Forget everything: partial frame, pre-roll and any turn in progress."""
+        self._remainder = b""
+        self._history.clear()
+        self._window_voiced = 0
+        self._end_turn()
+
+    def feed(self, pcm: bytes, now: float) -> list[SegmenterEvent]:
+        """Process s16le mono PCM whose last sample ends at clock time ``now``."""
+        data = self._remainder + pcm if self._remainder else pcm
+        fb = self._frame_bytes
+        whole = len(data) - len(data) % fb
+        self._remainder = data[whole:]
+        events: list[SegmenterEvent] = []
+        for offset in range(0, whole, fb):
+            # Bytes after this frame's end (incl. the kept remainder) set its time.
+            end_time = now - (len(data) - offset - fb) / self._bytes_per_s
+            event = self._frame(data[offset : offset + fb], end_time)
+            if event is not None:
+                events.extend(event)
+        return events
+
+    # -- per frame ---------------------------------------------------------
+
+    def _frame(self, frame: bytes, end_time: float) -> list[SegmenterEvent] | None:
+        voiced = bool(self._is_speech(frame))
+        if not self._in_speech:
+            return self._idle_frame(frame, voiced, end_time)
+
+        self._frames.append(frame)
+        if voiced:
+            self._voiced_frames += 1
+            self._trailing_unvoiced = 0
+            self._last_voiced_end = end_time
+        else:
+            self._trailing_unvoiced += 1
+            if self._trailing_unvoiced >= self._silence_frames:
+                return [self._finish(end_time)]
+        if len(self._frames) >= self._max_frames:
+            # Cut: the audio so far is a turn of its own; if speech goes on, the
+            # next start needs fresh voiced frames (history is empty).
+            return [self._finish(end_time)]
+        return None
+
+    def _idle_frame(
+        self, frame: bytes, voiced: bool, end_time: float
+    ) -> list[SegmenterEvent] | None:
+        hist = self._history
+        # Keep the running window count in step with the frame sliding out of it.
+        if len(hist) >= self._window_frames and hist[-self._window_frames][1]:
+            self._window_voiced -= 1
+        hist.append((frame, voiced, end_time))
+        if voiced:
+            self._window_voiced += 1
+        if self._window_voiced < self._start_frames:
+            return None
+
+        items = list(hist)
+        window_start = len(items) - min(self._window_frames, len(items))
+        first = next(i for i in range(window_start, len(items)) if items[i][1])
+        begin = max(0, first - self._preroll_frames)
+        self._in_speech = True
+        self._frames = [f for f, _, _ in items[begin:]]
+        self._voiced_frames = sum(1 for _, v, _ in items[first:] if v)
+        self._trailing_unvoiced = 0  # the frame that tipped the count is voiced
+        self._last_voiced_end = end_time
+        hist.clear()
+        self._window_voiced = 0
+        return [SpeechStarted(at=items[first][2] - self._frame_s)]
+
+    def _finish(self, end_time: float) -> SpeechEnded | SpeechDropped:
+        voiced_ms = self._voiced_frames * self.config.frame_ms
+        if voiced_ms < self.config.min_speech_ms:
+            self._end_turn()
+            return SpeechDropped(reason="too_short", at=end_time)
+        drop = max(0, self._trailing_unvoiced - self._tail_frames)
+        frames = self._frames[: len(self._frames) - drop] if drop else self._frames
+        pcm = b"".join(frames)
+        utterance = Utterance(
+            pcm=pcm,
+            sample_rate=self.config.sample_rate,
+            speech_ended_at=self._last_voiced_end,
+            turn_ended_at=end_time,
+            peak_dbfs=peak_dbfs(pcm),
+        )
+        self._end_turn()
+        return SpeechEnded(utterance=utterance)
+
+    def _end_turn(self) -> None:
+        self._in_speech = False
+        self._frames = []
+        self._voiced_frames = 0
+        self._trailing_unvoiced = 0
