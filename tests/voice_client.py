@@ -49,6 +49,7 @@ class VoiceClient:
         self.session_id: str | None = None
         self._channel: Any = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._voiced = asyncio.Event()
 
     async def connect(self, agent_id: str = "receptionist", timeout: float = 15.0) -> dict:
         pc = self.pc
@@ -131,6 +132,17 @@ class VoiceClient:
                     if self.audio.first_voiced_at is None:
                         self.audio.first_voiced_at = now
                     self.audio.last_voiced_at = now
+                    self._voiced.set()
+
+    async def first_voiced_after(self, t: float, timeout: float = 30.0) -> float:
+        """When the first voiced agent frame at or after ``t`` arrived."""
+        async with asyncio.timeout(timeout):
+            while True:
+                self._voiced.clear()
+                found = next((v for v in self.audio.voiced_times if v >= t), None)
+                if found is not None:
+                    return found
+                await self._voiced.wait()
 
     def voiced_frames_after(self, t: float) -> int:
         return sum(1 for v in self.audio.voiced_times if v >= t)

@@ -1,0 +1,300 @@
+"""How fast the agent answers: end of speech -> first reply audio, over loopback.
+
+A Python aiortc client plays speech into the server (a separate process) and
+times, per turn, the gap between the last voiced frame it sent and the first
+voiced frame of the reply it received. With ``--engines fake`` (default) the
+server talks to the loopback fakes of OpenAI and ElevenLabs at fixed
+latencies, so the server's own share can be isolated:
+
+    server-added = measured - end-of-turn wait - fake STT/LLM/TTS delays
+                   - leading silence of the fake's audio - transport round trip
+
+The end-of-turn wait is what the segmenter needs for this utterance (the
+configured hangover plus webrtcvad's own smoothing), computed offline with
+the same Segmenter; the transport round trip (Opus, jitter buffers) is
+measured in the same run against a bare aiortc echo server. Short (10-token)
+and long (300-token) replies are measured: first audio must not depend on
+the reply's length.
+
+With ``--engines embedded`` the server runs pocketsphinx, the scripted agent
+and espeak-ng: the out-of-the-box experience; it also reports the server's
+CPU per session-second.
+
+    uv run python -m bench.latency [--engines fake|embedded] [--turns 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import cpu_seconds, percentile, print_table, server_process, write_results
+from media_server.audio.mp3 import Mp3Decoder
+from media_server.audio.pcm import PcmResampler
+from media_server.audio.vad import Segmenter, SegmenterConfig, SpeechEnded
+from media_server.ice import configure_host_addresses
+from media_server.text import SentenceChunker
+from tests.conftest import speech_48k
+from tests.fakes.elevenlabs_fake import start_elevenlabs_fake
+from tests.fakes.mp3_fixture import mp3_bytes
+from tests.fakes.openai_fake import start_openai_fake, tokens_of
+from tests.voice_client import VOICED_RMS, VoiceClient
+
+UTTERANCE = "Hello, I would like to book an appointment for tomorrow morning please."
+HANGOVER_MS = 500
+STT_DELAY_S = 0.150
+LLM_FIRST_BYTE_S = 0.150
+TOKEN_DELAY_S = 0.020  # 50 tokens/s
+TTS_FIRST_BYTE_S = 0.100
+# Short sentences, so both replies open with the same first chunk: only the
+# length of the rest differs between the short and the long run.
+REPLY_SENTENCE = "Sure, I can help you with that. "
+
+BENCH_AGENTS = """
+[agents.bench]
+name = "Bench"
+description = "Latency benchmark agent"
+prompt = "You are a benchmark."
+max_tokens = 1000
+"""
+
+
+def reply_of(tokens: int) -> str:
+    words: list[str] = []
+    while len(words) < tokens:
+        words.extend(REPLY_SENTENCE.split())
+    return " ".join(words[:tokens]).rstrip(",") + "."
+
+
+def tokens_until_first_chunk(reply: str) -> int:
+    """How many streamed tokens the chunker needs before its first TTS piece."""
+    chunker = SentenceChunker()
+    tokens = tokens_of(reply)
+    for i, token in enumerate(tokens, 1):
+        if chunker.feed(token):
+            return i
+    return len(tokens)
+
+
+def frame_rms(pcm: bytes, rate: int) -> np.ndarray:
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    n = rate // 50
+    frames = samples[: len(samples) // n * n].reshape(-1, n)
+    return np.sqrt(np.mean(frames * frames, axis=1))
+
+
+def trailing_silence_s(pcm48k: bytes) -> float:
+    voiced = np.nonzero(frame_rms(pcm48k, 48000) > VOICED_RMS)[0]
+    total = len(pcm48k) / 2 / 48000
+    return total - (voiced[-1] + 1) * 0.02 if len(voiced) else 0.0
+
+
+def end_of_turn_wait_s(pcm48k: bytes, silence_ms: int) -> float:
+    """Time from the last voiced frame to the segmenter's end of turn."""
+    resampler = PcmResampler(48000, 1, 16000)
+    pcm16 = resampler.convert(pcm48k) + resampler.flush() + bytes(2 * 16000 * 3)
+    segmenter = Segmenter(SegmenterConfig(silence_ms=silence_ms))
+    frame = 640
+    for i in range(len(pcm16) // frame):
+        for event in segmenter.feed(pcm16[i * frame : (i + 1) * frame], (i + 1) * 0.02):
+            if isinstance(event, SpeechEnded):
+                speech_s = len(pcm48k) / 2 / 48000 - trailing_silence_s(pcm48k)
+                return event.utterance.turn_ended_at - speech_s
+    raise RuntimeError("segmenter never ended the turn")
+
+
+def leading_silence_s(mp3: bytes) -> float:
+    decoder = Mp3Decoder(out_rate=48000)
+    pcm = decoder.feed(mp3) + decoder.flush()
+    voiced = np.nonzero(frame_rms(pcm, 48000) > VOICED_RMS)[0]
+    return voiced[0] * 0.02 if len(voiced) else 0.0
+
+
+async def transport_round_trip(rounds: int = 5) -> list[float]:
+    """Mic frame sent -> same audio back, through a bare aiortc echo server."""
+    tone = speech_48k("test")
+    samples: list[float] = []
+    with server_process(["-m", "bench.echo_server"]) as echo:
+        await echo.wait_ready()
+        client = VoiceClient(echo.base_url)
+        try:
+            await client.connect("echo")
+            await asyncio.sleep(1.0)
+            for _ in range(rounds):
+                first_out = client.mic.on_first_audio()
+                await client.mic.write(tone)
+                client.mic.end_of_reply()
+                sent_at = await asyncio.wait_for(first_out, 5)
+                samples.append(await client.first_voiced_after(sent_at, timeout=5) - sent_at)
+                await asyncio.sleep(1.5)
+        finally:
+            await client.close()
+    return samples
+
+
+async def measure_turns(
+    client: VoiceClient, speech: bytes, turns: int, interrupt_after: bool
+) -> list[dict[str, Any]]:
+    tail = trailing_silence_s(speech)
+    results = []
+    for _ in range(turns):
+        since = len(client.events)
+        speech_end = await client.say(speech) - tail
+        metrics = (
+            await client.wait_for("turn_metrics", since=since, timeout=60)
+            if not (interrupt_after)
+            else None
+        )
+        first_voiced = await client.first_voiced_after(speech_end)
+        if interrupt_after:
+            client.send({"type": "interrupt"})
+            metrics = (
+                await client.wait_for("turn_metrics", since=since, timeout=30)
+                if any(e["type"] == "turn_metrics" for e in client.events[since:])
+                else None
+            )
+        await client.wait_for("status_update", since=since + 1, status="idle", timeout=60)
+        await asyncio.sleep(0.8)  # let the reply's tail and jitter buffers drain
+        results.append(
+            {"e2e_ms": (first_voiced - speech_end) * 1000, "server_metrics": metrics or {}}
+        )
+    return results
+
+
+async def run_fake(turns: int) -> dict[str, Any]:
+    rtts = await transport_round_trip()
+    rtt = statistics.median(rtts)
+    speech = speech_48k(UTTERANCE)
+    eot = end_of_turn_wait_s(speech, HANGOVER_MS)
+    tts_audio = mp3_bytes(1.0)
+    lead = leading_silence_s(tts_audio)
+    openai = await start_openai_fake(
+        transcript="I would like to book an appointment",
+        first_byte_delay_s=STT_DELAY_S,
+        chunk_delay_s=TOKEN_DELAY_S,
+    )
+    eleven = await start_elevenlabs_fake(first_byte_delay_s=TTS_FIRST_BYTE_S, audio=tts_audio)
+    rows = []
+    out: dict[str, Any] = {
+        "transport_round_trip_ms": [r * 1000 for r in rtts],
+        "end_of_turn_wait_ms": eot * 1000,
+        "hangover_ms": HANGOVER_MS,
+        "tts_leading_silence_ms": lead * 1000,
+        "fixed": {
+            "stt_s": STT_DELAY_S,
+            "llm_first_byte_s": LLM_FIRST_BYTE_S,
+            "token_s": TOKEN_DELAY_S,
+            "tts_first_byte_s": TTS_FIRST_BYTE_S,
+        },
+        "runs": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        agents = Path(tmp) / "agents.toml"
+        agents.write_text(BENCH_AGENTS)
+        env = {
+            "OPENAI_API_KEY": "sk-bench",
+            "OPENAI_BASE_URL": openai.base_url,
+            "ELEVENLABS_API_KEY": "el-bench",
+            "ELEVENLABS_BASE_URL": eleven.base_url,
+            "VAD_SILENCE_MS": str(HANGOVER_MS),
+        }
+        try:
+            with server_process(["-m", "media_server", "--agents-file", str(agents)], env) as srv:
+                await srv.wait_ready()
+                client = VoiceClient(srv.base_url)
+                try:
+                    await client.connect("bench")
+                    await asyncio.sleep(0.5)
+                    for tokens in (10, 300):
+                        reply = reply_of(tokens)
+                        openai.knobs.reply = reply
+                        # The fake sends token k at first_byte + k * token delay; the
+                        # STT request pays first_byte too (same fake, same knob).
+                        k = tokens_until_first_chunk(reply)
+                        fixed = STT_DELAY_S + LLM_FIRST_BYTE_S + k * TOKEN_DELAY_S
+                        fixed += TTS_FIRST_BYTE_S + lead + eot + rtt
+                        turns_out = await measure_turns(client, speech, turns, tokens > 50)
+                        added = [t["e2e_ms"] - fixed * 1000 for t in turns_out]
+                        e2e = [t["e2e_ms"] for t in turns_out]
+                        row = {
+                            "reply_tokens": tokens,
+                            "turns": len(turns_out),
+                            "e2e_p50": percentile(e2e, 50),
+                            "e2e_p95": percentile(e2e, 95),
+                            "fixed_ms": fixed * 1000,
+                            "added_p50": percentile(added, 50),
+                            "added_p95": percentile(added, 95),
+                        }
+                        rows.append(row)
+                        out["runs"][str(tokens)] = {**row, "turns_detail": turns_out}
+                finally:
+                    await client.close()
+        finally:
+            await openai.close()
+            await eleven.close()
+    print(
+        f"transport round trip (echo) median {rtt * 1000:.1f} ms; "
+        f"end-of-turn wait {eot * 1000:.0f} ms (hangover {HANGOVER_MS}); "
+        f"fake TTS leading silence {lead * 1000:.0f} ms"
+    )
+    print_table(
+        rows, ["reply_tokens", "turns", "e2e_p50", "e2e_p95", "fixed_ms", "added_p50", "added_p95"]
+    )
+    if len(rows) == 2:
+        delta = rows[1]["e2e_p50"] - rows[0]["e2e_p50"]
+        out["first_audio_delta_long_vs_short_ms"] = delta
+        print(f"first audio, 300 vs 10 tokens: {delta:+.1f} ms (p50)")
+    return out
+
+
+async def run_embedded(turns: int) -> dict[str, Any]:
+    speech = speech_48k(UTTERANCE)
+    with server_process(["-m", "media_server"], {"STT_PROVIDER": "pocketsphinx"}) as srv:
+        await srv.wait_ready()
+        client = VoiceClient(srv.base_url)
+        try:
+            cpu0, t0 = cpu_seconds(srv.pid), time.monotonic()
+            await client.connect("receptionist")
+            results = await measure_turns(client, speech, turns, interrupt_after=False)
+            cpu = cpu_seconds(srv.pid) - cpu0
+            wall = time.monotonic() - t0
+        finally:
+            await client.close()
+    e2e = [r["e2e_ms"] for r in results]
+    stages = {
+        name: percentile([r["server_metrics"].get(name) or 0 for r in results], 50)
+        for name in ("transcript_ms", "first_token_ms", "first_tts_byte_ms", "first_audio_ms")
+    }
+    row = {
+        "turns": len(results),
+        "e2e_p50": percentile(e2e, 50),
+        "e2e_p95": percentile(e2e, 95),
+        **stages,
+        "cpu_ms_per_s": cpu / wall * 1000,
+    }
+    print("embedded engines (pocketsphinx, scripted, espeak-ng); ms from end of speech")
+    print_table([row], list(row))
+    return {"row": row, "turns_detail": results, "session_wall_s": wall, "server_cpu_s": cpu}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--engines", choices=("fake", "embedded"), default="fake")
+    parser.add_argument("--turns", type=int, default=8)
+    args = parser.parse_args()
+    configure_host_addresses(("127.0.0.1",))
+    runner = run_fake if args.engines == "fake" else run_embedded
+    data = asyncio.run(runner(args.turns))
+    path = write_results(f"latency_{args.engines}", data)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
