@@ -1,0 +1,89 @@
+"""Streamed speech from OpenAI's ``/audio/speech`` (or a compatible server).
+
+``mp3`` chunks go to the MP3 decoder in ``media_server/audio``; ``pcm`` is raw
+24 kHz s16le mono (the only rate the endpoint produces) and is yielded
+sample-aligned so the consumer never sees half a sample.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import openai
+
+from . import errors
+from .base import AudioChunk
+
+log = logging.getLogger(__name__)
+
+PCM_RATE = 24000
+FORMATS = ("mp3", "pcm")
+
+
+class OpenAITTS:
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        model: str = "gpt-4o-mini-tts",
+        response_format: str = "mp3",
+        timeout_s: float = 30.0,
+    ) -> None:
+        if response_format not in FORMATS:
+            raise ValueError(f"response_format must be one of {FORMATS}, not {response_format!r}")
+        self._api_key = api_key
+        self._model = model
+        self._format = response_format
+        # Retries are turn.py's decision (at most one), so the SDK makes none. A
+        # local OpenAI-compatible server may need no key, but the SDK refuses to
+        # start without one (and would read OPENAI_API_KEY behind our back).
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key or "no-key", base_url=base_url, timeout=timeout_s, max_retries=0
+        )
+        self._closed = False
+
+    async def synthesize(self, text: str, voice: str) -> AsyncIterator[AudioChunk]:
+        """Yield audio as bytes arrive; closing the generator closes the response."""
+        if not text.strip():
+            return
+        secrets = (self._api_key,)
+        pcm = self._format == "pcm"
+        carry = b""  # an odd trailing byte of PCM, held for the next chunk
+        sniffer = errors.Mp3Sniffer("tts")
+        total = 0
+        try:
+            async with self._client.audio.speech.with_streaming_response.create(
+                model=self._model, voice=voice, input=text, response_format=self._format
+            ) as response:
+                ctype = response.headers.get("content-type")
+                if not errors.is_audio_content_type(ctype):
+                    raise errors.bad_output(
+                        "tts", f"content-type {ctype!r} is not audio", status=response.status_code
+                    )
+                async for data in response.iter_bytes():
+                    if not data:
+                        continue
+                    total += len(data)
+                    if pcm:
+                        data, carry = carry + data, b""
+                        if len(data) % 2:
+                            data, carry = data[:-1], data[-1:]
+                        if data:
+                            yield AudioChunk(data, "pcm", PCM_RATE, 1)
+                    elif data := sniffer.feed(data):
+                        yield AudioChunk(data, "mp3")
+                if not pcm and (tail := sniffer.flush()):
+                    yield AudioChunk(tail, "mp3")
+        except errors.KNOWN_ERRORS as exc:
+            raise errors.from_exception("tts", exc, secrets=secrets) from None
+        if total == 0:
+            raise errors.bad_output("tts", "empty audio body")
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._client.close()
