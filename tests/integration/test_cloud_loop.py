@@ -43,7 +43,7 @@ def chat_requests(openai):
 
 
 async def test_spoken_turns_on_cloud_providers(leak_check, cloud, server_factory):
-    openai, eleven, providers, settings = cloud
+    openai, eleven, providers, _ = cloud
     server = await server_factory(
         providers=providers,
         openai_api_key="sk-test",
