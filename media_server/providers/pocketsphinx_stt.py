@@ -1,0 +1,160 @@
+"""Embedded speech-to-text: CMU PocketSphinx 5 with the en-US model from its wheel.
+
+Measured on the dev machine (2 cores, pocketsphinx 5.1.1):
+
+* creating a ``Decoder`` takes 0.5-0.8 s, so there is one, created lazily
+  (or by ``warm_up()`` at server start) and reused for every utterance;
+* ``process_raw`` holds the GIL for its whole call: one call with a 3 s
+  utterance starved the event loop for ~150 ms at a time. Audio is fed in
+  20 ms slices instead, so the loop gets the GIL back between slices; the
+  loop's wake-up lag grows with the slice (median ~10/20/25/55 ms for
+  10/20/40/80 ms slices on a busy machine). Slicing also decoded faster
+  (~0.35x real time on an idle machine against ~0.6x for one full-utterance
+  call) and recognised espeak speech better;
+* the second "fwdflat" search pass runs inside ``end_utt`` and holds the GIL
+  for ~200 ms in one go, so it is off by default (``second_pass=True``
+  brings it back for a little accuracy at that cost);
+* fed as one full utterance, digital silence came back as "i'm"; near-silent
+  input (peak below -60 dBFS) is answered with "" without waking the decoder.
+
+The decoder is not thread-safe, so every call runs on one dedicated thread;
+concurrent sessions queue behind each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from pocketsphinx import Config, Decoder
+
+from media_server.providers.base import ProviderError, Transcript, Utterance
+
+log = logging.getLogger(__name__)
+
+MODEL_RATE = 16000
+_SLICE_SAMPLES = 320  # 20 ms of 16 kHz audio per process_raw call (see module doc)
+# Below this peak level the input is treated as silence (-60 dBFS).
+_SILENCE_PEAK = int(32767 * 10 ** (-60 / 20))
+# Filler and noise tokens ("<sil>", "[noise]", "(2)" alternates) are not words.
+_TOKEN_RE = re.compile(r"<[^>]*>|\[[^\]]*\]|\(\d+\)")
+
+
+def _resample(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Linear resampling to the model rate; adequate for an 8 kHz-band recogniser."""
+    n = round(len(samples) * MODEL_RATE / rate)
+    positions = np.arange(n) * (rate / MODEL_RATE)
+    return np.interp(positions, np.arange(len(samples)), samples).astype(np.int16)
+
+
+def _noop() -> None:
+    pass
+
+
+def _clean(hypothesis: str) -> str:
+    return " ".join(_TOKEN_RE.sub(" ", hypothesis).split())
+
+
+class PocketsphinxSTT:
+    """SpeechToText on PocketSphinx; one decoder per instance, one thread to drive it."""
+
+    name = "pocketsphinx"
+
+    def __init__(self, *, second_pass: bool = False) -> None:
+        self._second_pass = second_pass
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="pocketsphinx")
+        # Start the worker now: the thread lives exactly as long as the provider
+        # (leak checks snapshot threads after building the providers). The
+        # decoder, the expensive part, still loads lazily or in warm_up().
+        self._executor.submit(_noop)
+        self._decoder: Any = None  # created on the executor thread, used only there
+        self._closed = False
+        self.decoder_loads = 0  # how many decoders were created; stays 1 in normal use
+        self.samples_decoded = 0  # total samples fed to the decoder
+
+    # ---- executor thread only ---------------------------------------------
+
+    def _ensure_decoder(self) -> Any:
+        if self._decoder is None:
+            # loglevel FATAL: the default (INFO/WARN) prints a few hundred lines
+            # of configuration and search statistics to stderr per decoder/utterance.
+            config = Config(loglevel="FATAL", fwdflat=self._second_pass)
+            self._decoder = Decoder(config)
+            self.decoder_loads += 1
+        return self._decoder
+
+    def _decode(self, pcm: bytes, rate: int, abandoned: threading.Event) -> str:
+        if self._closed:  # queued behind close(): do not start work nobody waits for
+            raise ProviderError("stt", "unavailable", "pocketsphinx: provider is closed")
+        if abandoned.is_set():
+            return ""
+        samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2")
+        if samples.size == 0 or int(np.max(np.abs(samples.astype(np.int32)))) < _SILENCE_PEAK:
+            return ""
+        if rate != MODEL_RATE:
+            samples = _resample(samples, rate)
+        data = samples.astype("<i2").tobytes()
+        decoder = self._ensure_decoder()
+        step = _SLICE_SAMPLES * 2
+        decoder.start_utt()
+        try:
+            for start in range(0, len(data), step):
+                # Between slices: stop early when the caller gave up (barge-in,
+                # timeout) or the server is closing, so the next turn need not wait.
+                if abandoned.is_set() or self._closed:
+                    return ""
+                decoder.process_raw(data[start : start + step], False, False)
+                self.samples_decoded += min(step, len(data) - start) // 2
+        finally:
+            decoder.end_utt()
+        hyp = decoder.hyp()
+        return _clean(hyp.hypstr) if hyp is not None else ""
+
+    # ---- async API ----------------------------------------------------------
+
+    async def warm_up(self) -> None:
+        """Creates the decoder now (about a second) instead of on the first turn."""
+        await self._run(self._ensure_decoder)
+
+    async def transcribe(self, utterance: Utterance) -> Transcript:
+        if utterance.sample_rate <= 0:
+            raise ProviderError("stt", "invalid", f"bad sample rate {utterance.sample_rate}")
+        abandoned = threading.Event()
+        try:
+            text = await self._run(self._decode, utterance.pcm, utterance.sample_rate, abandoned)
+        finally:
+            abandoned.set()  # cancelled while queued or decoding: drop the work
+        if self._closed:
+            raise ProviderError("stt", "unavailable", "pocketsphinx: closed while decoding")
+        return Transcript(text=text, language="en")
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        if self._closed:
+            raise ProviderError("stt", "unavailable", "pocketsphinx: provider is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            # The decoder raises RuntimeError/ValueError on bad model files or
+            # bad state; the turn only needs to know this utterance has no text.
+            log.warning("pocketsphinx failed: %r", exc)
+            raise ProviderError("stt", "bad_output", f"pocketsphinx: {exc!r}") from exc
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # A decode in progress stops at its next 20 ms slice and queued ones
+        # return at once; wait for that without blocking the loop.
+        await asyncio.wrap_future(self._executor.submit(self._drop_decoder))
+        self._executor.shutdown(wait=True)  # idle worker: this only joins it
+
+    def _drop_decoder(self) -> None:
+        self._decoder = None
