@@ -233,7 +233,11 @@ class AgentAudioTrack(MediaStreamTrack):
         entry = (target_played_samples, fut)
         self._waiters.append(entry)
         try:
-            return await asyncio.wait_for(fut, timeout)
+            # Not asyncio.wait_for: on 3.11 it swallows a cancellation that
+            # arrives as the future completes (clear() + task.cancel() on
+            # barge-in do exactly that), and the cut turn would carry on.
+            async with asyncio.timeout(timeout):
+                return await fut
         except TimeoutError:
             return False
         finally:
