@@ -1,14 +1,35 @@
-"""Process metrics in Prometheus form, one registry per app (tests run many)."""
+"""Process metrics in Prometheus form.
+
+One registry per app (the tests run many apps in one process). With
+``--workers N`` the workers share ``PROMETHEUS_MULTIPROC_DIR`` (set by the
+parent before any worker imports prometheus_client) and any worker's
+``/metrics`` reports the sum over all of them.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-# Buckets for turn-stage latencies (ms): voice agents live between 100 ms and a few seconds.
+# Turn-stage latencies (ms): voice agents live between 100 ms and a few seconds.
 _LATENCY_BUCKETS_MS = (25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000)
+# Event-loop lag (ms): above ~20 ms outbound audio frames start leaving late.
+_LAG_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 class Metrics:
@@ -16,7 +37,10 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.sessions_active = Gauge(
-            "voice_agent_sessions_active", "Sessions currently open", registry=r
+            "voice_agent_sessions_active",
+            "Sessions currently open",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.sessions_total = Counter("voice_agent_sessions", "Sessions started", registry=r)
         self.sessions_ended = Counter(
@@ -41,12 +65,20 @@ class Metrics:
             buckets=_LATENCY_BUCKETS_MS,
             registry=r,
         )
-        self.loop_lag = Gauge(
-            "voice_agent_event_loop_lag_ms", "Most recent event-loop lag sample", registry=r
+        self.loop_lag = Histogram(
+            "voice_agent_event_loop_lag_ms",
+            "How late the event loop woke a 250 ms timer, in ms",
+            buckets=_LAG_BUCKETS_MS,
+            registry=r,
         )
 
     def observe_stage(self, name: str, ms: float) -> None:
         self.stage_latency.labels(stage=name.removesuffix("_ms")).observe(ms)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        path = multiprocess_dir()
+        if path is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=path)
+        return generate_latest(merged)

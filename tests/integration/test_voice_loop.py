@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
+
 from tests.conftest import speech_48k
 from tests.voice_client import VoiceClient
 
@@ -87,8 +89,15 @@ async def test_text_input_gives_a_full_turn(server, leak_check):
         final = await client.wait_for("llm_response", since=since, is_final=True, timeout=20)
         assert "password" in final["text"].lower()
         await client.wait_for("turn_metrics", since=since, timeout=30)
-        await client.wait_for("status_update", since=since + 1, status="idle", timeout=10)
+        await client.wait_for("status_update", since=since, status="idle", timeout=10)
         assert client.voiced_frames_after(sent_at) > 25
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{server.base_url}/metrics") as r:
+                metrics = await r.text()
+        assert 'voice_agent_turns_total{outcome="completed"} 1.0' in metrics
+        assert 'voice_agent_turn_stage_ms_count{stage="first_audio"} 1.0' in metrics
+        assert "voice_agent_sessions_active 1.0" in metrics
+        assert "voice_agent_event_loop_lag_ms_count" in metrics
     finally:
         await client.close()
     for _ in range(100):

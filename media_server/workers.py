@@ -1,0 +1,127 @@
+"""``--workers N``: N server processes on one port.
+
+Each worker binds the port with SO_REUSEPORT and the kernel spreads new
+connections over them. A worker owns the sessions it answered (their peer
+connections and UDP sockets live in its process), so nothing about a session
+crosses processes. Two things must be shared to stay correct: the session
+count (``/health`` and ``MAX_SESSIONS`` are about the whole server) and the
+metrics (``PROMETHEUS_MULTIPROC_DIR``, set before any worker imports
+prometheus_client). The parent only supervises: it restarts a worker that
+died, and on SIGTERM/SIGINT stops them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.sharedctypes
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_S = 10.0
+# A worker that keeps dying is a bug, not bad luck: stop restarting it.
+MAX_RESTARTS_PER_MINUTE = 5
+
+
+class SessionCount:
+    """The number of live sessions, shared by every worker of a server."""
+
+    def __init__(self, shared: multiprocessing.sharedctypes.Synchronized | None = None) -> None:
+        self._shared = shared
+        self._local = 0
+
+    @classmethod
+    def across_processes(cls) -> SessionCount:
+        return cls(multiprocessing.get_context("fork").Value("i", 0))
+
+    @property
+    def value(self) -> int:
+        return self._shared.value if self._shared is not None else self._local
+
+    def try_acquire(self, limit: int) -> bool:
+        """Take a slot unless ``limit`` are taken; atomic across workers."""
+        if self._shared is None:
+            if self._local >= limit:
+                return False
+            self._local += 1
+            return True
+        with self._shared.get_lock():
+            if self._shared.value >= limit:
+                return False
+            self._shared.value += 1
+            return True
+
+    def release(self) -> None:
+        if self._shared is None:
+            self._local = max(0, self._local - 1)
+            return
+        with self._shared.get_lock():
+            self._shared.value = max(0, self._shared.value - 1)
+
+
+def run_workers(count: int, serve: Callable[[int], None]) -> int:
+    """Runs ``serve(worker_index)`` in ``count`` forked processes until a
+    signal; returns the exit code for the parent."""
+    metrics_dir = tempfile.mkdtemp(prefix="voice-agent-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    context = multiprocessing.get_context("fork")
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def start(index: int) -> multiprocessing.process.BaseProcess:
+        process = context.Process(target=_worker_main, args=(serve, index, previous), daemon=False)
+        process.start()
+        return process
+
+    workers = {i: start(i) for i in range(count)}
+    restarts: list[float] = []
+    code = 0
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for index, process in list(workers.items()):
+                if process.is_alive() or stopping:
+                    continue
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < 60] + [now]
+                if len(restarts) > MAX_RESTARTS_PER_MINUTE:
+                    log.error("workers keep dying (last exit %s); stopping", process.exitcode)
+                    stopping, code = True, 1
+                    break
+                log.warning("worker %d exited with %s; restarting", index, process.exitcode)
+                workers[index] = start(index)
+    finally:
+        for process in workers.values():
+            if process.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for process in workers.values():
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    return code
+
+
+def _worker_main(serve: Callable[[int], None], index: int, handlers: dict) -> None:
+    # The parent's flag-setting handlers must not run in a worker: its own
+    # event loop installs the handlers that end its sessions gracefully.
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+    serve(index)
