@@ -27,6 +27,7 @@ from media_server.providers.base import (
     ProviderError,
     Providers,
     ReplyOptions,
+    SpeechToTextStream,
     Stage,
     Transcript,
     Utterance,
@@ -121,6 +122,7 @@ class Turn:
         utterance: Utterance | None = None,
         text: str | None = None,
         started_at: float | None = None,
+        stt_stream: SpeechToTextStream | None = None,
     ) -> None:
         if (utterance is None) == (text is None):
             raise ValueError("a turn starts from an utterance or from text, not both")
@@ -128,6 +130,9 @@ class Turn:
         self.turn_id = turn_id
         self.utterance = utterance
         self.text = text
+        # The same utterance, already decoded while it was spoken (if the
+        # STT engine streams); finishing it is all that is left.
+        self.stt_stream = stt_stream
         # t0: the moment the person stopped speaking (or pressed send).
         if utterance is not None:
             self.t0 = utterance.speech_ended_at or time.monotonic()
@@ -209,6 +214,14 @@ class Turn:
     async def _transcribe(self) -> str:
         assert self.utterance is not None
         utterance = self.utterance
+        stream, self.stt_stream = self.stt_stream, None
+        if stream is not None:
+            try:
+                async with asyncio.timeout(self.ctx.settings.stt_timeout_s):
+                    return (await stream.finish()).text.strip()
+            except (ProviderError, TimeoutError) as exc:
+                # The whole utterance is still here: decode it the usual way.
+                log.info("turn %s: streamed STT failed (%r); decoding again", self.turn_id, exc)
 
         async def once() -> AsyncIterator[Transcript]:
             yield await self.ctx.providers.stt.transcribe(utterance)
@@ -384,6 +397,9 @@ class Turn:
         except asyncio.CancelledError:
             self.record_heard()
             raise
+        finally:
+            if self.stt_stream is not None:  # cut short before it was finished
+                self.stt_stream.cancel()
 
     async def _reply_and_speak(self) -> None:
         """LLM and TTS run side by side, joined by a bounded queue of chunks;

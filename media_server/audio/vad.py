@@ -109,9 +109,17 @@ class Segmenter:
         config: SegmenterConfig,
         *,
         is_speech: Callable[[bytes], bool] | None = None,
+        on_audio: Callable[[bytes], None] | None = None,
     ) -> None:
-        """``is_speech`` replaces webrtcvad (tests, other VADs); it gets one frame."""
+        """``is_speech`` replaces webrtcvad (tests, other VADs); it gets one frame.
+
+        ``on_audio`` receives the audio of a turn while it is being spoken:
+        the pre-roll and the frames that started it when speech starts, then
+        each frame as it joins the turn (streaming speech-to-text decodes it
+        then, instead of after the end of the turn).
+        """
         self.config = config
+        self._on_audio = on_audio
         if is_speech is None:
             vad = webrtcvad.Vad(config.aggressiveness)
             rate = config.sample_rate
@@ -183,6 +191,8 @@ class Segmenter:
             return self._idle_frame(frame, voiced, end_time)
 
         self._frames.append(frame)
+        if self._on_audio is not None:
+            self._on_audio(frame)
         if voiced:
             self._voiced_frames += 1
             self._trailing_unvoiced = 0
@@ -221,6 +231,8 @@ class Segmenter:
         self._last_voiced_end = end_time
         hist.clear()
         self._window_voiced = 0
+        if self._on_audio is not None:
+            self._on_audio(b"".join(self._frames))
         return [SpeechStarted(at=items[first][2] - self._frame_s)]
 
     def _finish(self, end_time: float) -> SpeechEnded | SpeechDropped:

@@ -123,6 +123,17 @@ class SpeechToText(Protocol):
     async def close(self) -> None: ...
 
 
+class SpeechToTextStream(Protocol):
+    """One utterance decoded while it is being spoken (optional capability:
+    an engine offers it with ``open_stream()``)."""
+
+    def feed(self, pcm: bytes) -> None: ...
+
+    async def finish(self) -> Transcript: ...
+
+    def cancel(self) -> None: ...
+
+
 @runtime_checkable
 class LanguageModel(Protocol):
     name: str

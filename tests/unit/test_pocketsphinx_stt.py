@@ -63,11 +63,13 @@ async def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> No
     raise AssertionError("condition not met in time")
 
 
-def stt_threads(since: set[threading.Thread] | frozenset[threading.Thread] = frozenset()) -> int:
-    """Live decoder threads not in ``since`` (the run may share another provider's)."""
-    return sum(
-        1 for t in threading.enumerate() if t.name.startswith("pocketsphinx") and t not in since
-    )
+def stt_threads(
+    since: set[threading.Thread] | frozenset[threading.Thread] = frozenset(),
+    prefix: str = "pocketsphinx_",
+) -> int:
+    """Live batch-decoder threads not in ``since`` (the run may share another
+    provider's); ``prefix="pocketsphinx"`` counts the streaming pool's too."""
+    return sum(1 for t in threading.enumerate() if t.name.startswith(prefix) and t not in since)
 
 
 async def test_satisfies_protocol() -> None:
@@ -149,7 +151,7 @@ async def test_close_is_idempotent_and_releases_the_thread(speech_16k: bytes) ->
     await stt.transcribe(Utterance(speech_16k))
     await stt.close()
     await stt.close()
-    assert stt_threads(before) == 0
+    assert stt_threads(before, prefix="pocketsphinx") == 0  # batch and streaming threads
     with pytest.raises(ProviderError) as err:
         await stt.transcribe(Utterance(speech_16k))
     assert err.value.stage == "stt"
