@@ -42,6 +42,7 @@ DEFAULT_RETRY_DELAY_S = 0.25
 # Once a stream has started, a pause longer than this between pieces is a hang.
 STALL_FACTOR = 2.0
 TTS_QUEUE_BOUND = 32  # sentence chunks waiting for synthesis
+PARTIAL_UPDATE_S = 0.05  # the page's growing reply: ~20 updates a second at most
 
 SERVICE_NAMES = {"stt": "speech recognition", "llm": "language model", "tts": "voice"}
 
@@ -257,12 +258,20 @@ class Turn:
             async for delta in self._rest("llm", stream, timeout):
                 yield delta
 
+        last_update = float("-inf")
         async for delta in deltas():
             if not delta:
                 continue
             self._reply_text += delta
-            ctx.send(protocol.llm_response(self._reply_text, self.turn_id, is_final=False))
-            for piece in chunker.feed(delta):
+            pieces = chunker.feed(delta)
+            # Each update carries the whole reply so far: one per token would
+            # cost O(n^2) bytes on a long reply. Update on every spoken piece
+            # and otherwise at most every PARTIAL_UPDATE_S.
+            now = time.monotonic()
+            if pieces or now - last_update >= PARTIAL_UPDATE_S:
+                last_update = now
+                ctx.send(protocol.llm_response(self._reply_text, self.turn_id, is_final=False))
+            for piece in pieces:
                 await tts_queue.put(piece)
         for piece in chunker.flush():
             await tts_queue.put(piece)
