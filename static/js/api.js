@@ -1,0 +1,66 @@
+// HTTP calls to the server (DESIGN.md §3). Errors come back as
+// {"error": {"code", "message"}}; the message is written for people, so we
+// show it as is.
+
+export class ApiError extends Error {
+  constructor(message, { code = "http_error", status = 0 } = {}) {
+    super(message);
+    this.code = code;
+    this.status = status;
+  }
+
+  // 503 (busy) and network hiccups are worth another try; a 4xx is not.
+  get retryable() {
+    return this.status === 0 || this.status === 503 || this.status === 429;
+  }
+}
+
+async function call(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, { ...options, cache: "no-store" });
+  } catch {
+    throw new ApiError("Couldn't reach the server. Is it running?", { code: "network" });
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // A proxy's HTML error page, say: fall through to the generic message.
+  }
+  if (!response.ok) {
+    const err = body && body.error;
+    throw new ApiError(
+      (err && err.message) || `The server answered ${response.status}.`,
+      { code: (err && err.code) || "http_error", status: response.status },
+    );
+  }
+  return body;
+}
+
+export function fetchAgents() {
+  return call("/api/agents");
+}
+
+// An access token from the link (/?token=...), when the server asks for one
+// (AUTH_SECRET). Taken out of the address bar at once so it is not
+// bookmarked or shared; it opens one session.
+const accessToken = (() => {
+  const url = new URL(location.href);
+  const token = url.searchParams.get("token");
+  if (token !== null) {
+    url.searchParams.delete("token");
+    history.replaceState(history.state, "", url);
+  }
+  return token;
+})();
+
+export function postOffer({ sdp, agentId }) {
+  const body = { sdp, type: "offer", agent_id: agentId };
+  if (accessToken) body.token = accessToken;
+  return call("/api/offer", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}

@@ -1,0 +1,160 @@
+// One WebRTC session with the server (DESIGN.md §4–5): the mic track and the
+// "events" data channel go into the offer, ICE is gathered before the POST
+// (the server does not take trickled candidates), and an application ping
+// notices a dead connection long before ICE consent expiry (~30 s) would.
+
+import { postOffer } from "./api.js";
+
+const PING_EVERY_MS = 2000;
+const LOST_AFTER_MS = 6000;
+// Host-only gathering (no STUN) finishes in milliseconds; the cap only
+// guards against a browser that never reports "complete".
+const GATHER_CAP_MS = 3000;
+const OPEN_TIMEOUT_MS = 15000; // matches the server's connect deadline
+
+// Events: "message" (detail: a server event), "track" (detail: MediaStream),
+// "lost" (detail: why), "ended" (detail: the server's reason).
+export class VoiceConnection extends EventTarget {
+  constructor() {
+    super();
+    this.pc = null;
+    this.channel = null;
+    this.sessionId = null;
+    this.closed = false;
+    this.connected = false; // data channel open; "lost" only means something after this
+    this.endedByServer = false; // a session_end arrived: the close that follows is expected
+    this.unansweredSince = null; // when the oldest unanswered ping left
+    this.pingTimer = null;
+  }
+
+  async connect(agentId, stream, { token } = {}) {
+    // No iceServers: the server offers its own host candidates, and a public
+    // STUN server would be a surprise on a closed network.
+    const pc = (this.pc = new RTCPeerConnection({ iceServers: [] }));
+    for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
+    const channel = (this.channel = pc.createDataChannel("events"));
+
+    pc.addEventListener("track", (e) => {
+      const remote = e.streams[0] || new MediaStream([e.track]);
+      this.emit("track", remote);
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      // "disconnected" can heal by itself; "failed" cannot.
+      if (pc.connectionState === "failed") this.lose("The network path to the server failed.");
+    });
+    channel.addEventListener("message", (e) => this.onMessage(e.data));
+    channel.addEventListener("close", () => this.lose("The server closed the connection."));
+
+    await pc.setLocalDescription(await pc.createOffer());
+    await gatheringComplete(pc);
+    if (this.closed) return;
+    const answer = await postOffer({ sdp: pc.localDescription.sdp, agentId, token });
+    if (this.closed) return;
+    this.sessionId = answer.session_id;
+    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+    await channelOpen(pc, channel, OPEN_TIMEOUT_MS);
+    this.connected = true;
+    this.startPinging();
+  }
+
+  send(message) {
+    if (this.channel && this.channel.readyState === "open") {
+      this.channel.send(JSON.stringify(message));
+      return true;
+    }
+    return false;
+  }
+
+  onMessage(raw) {
+    let event;
+    try {
+      event = JSON.parse(raw);
+    } catch {
+      return; // not ours to show; the server only sends JSON
+    }
+    this.unansweredSince = null; // any message proves the link is alive
+    if (event.type === "pong") return;
+    if (event.type === "session_end") {
+      this.endedByServer = true;
+      this.emit("ended", event.reason);
+      return;
+    }
+    this.emit("message", event);
+  }
+
+  // Lost = a ping has gone unanswered for LOST_AFTER_MS. Timed from the
+  // ping, not from the last message, so a throttled timer in a background
+  // tab (late ticks, so late pings) is not mistaken for a dead server.
+  startPinging() {
+    this.pingTimer = setInterval(() => {
+      const now = performance.now();
+      if (this.unansweredSince != null && now - this.unansweredSince > LOST_AFTER_MS) {
+        this.lose("No answer from the server for a few seconds.");
+        return;
+      }
+      this.unansweredSince ??= now;
+      this.send({ type: "ping" });
+    }, PING_EVERY_MS);
+  }
+
+  lose(why) {
+    if (this.closed || this.endedByServer || !this.connected) return;
+    this.emit("lost", why);
+    this.close({ notify: false });
+  }
+
+  // Idempotent. `notify` tells the server first so it frees the session at
+  // once instead of waiting for its own ping deadline.
+  close({ notify = true } = {}) {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.pingTimer);
+    if (notify) this.send({ type: "end_session" });
+    const pc = this.pc;
+    // Give end_session a moment to leave before the transport goes away.
+    setTimeout(() => pc && pc.close(), notify ? 150 : 0);
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+function gatheringComplete(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      pc.removeEventListener("icegatheringstatechange", check);
+      clearTimeout(timer);
+      resolve();
+    };
+    const check = () => pc.iceGatheringState === "complete" && done();
+    const timer = setTimeout(done, GATHER_CAP_MS);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+function channelOpen(pc, channel, timeoutMs) {
+  if (channel.readyState === "open") return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const finish = (err) => {
+      clearTimeout(timer);
+      channel.removeEventListener("open", onOpen);
+      channel.removeEventListener("close", onClose);
+      pc.removeEventListener("connectionstatechange", onState);
+      err ? reject(err) : resolve();
+    };
+    const onOpen = () => finish();
+    const onClose = () => finish(new Error("The server closed the connection while it was starting."));
+    const onState = () =>
+      pc.connectionState === "failed" &&
+      finish(new Error("The audio connection to the server failed. A firewall may be blocking it."));
+    const timer = setTimeout(
+      () => finish(new Error("The audio connection didn't come up in time. A firewall may be blocking it.")),
+      timeoutMs,
+    );
+    channel.addEventListener("open", onOpen);
+    channel.addEventListener("close", onClose);
+    pc.addEventListener("connectionstatechange", onState);
+  });
+}
