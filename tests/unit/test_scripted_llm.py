@@ -107,6 +107,14 @@ async def test_receptionist_answers_hours_and_cancels() -> None:
     assert "anything else" in reply
 
 
+async def test_hours_asked_with_the_last_missing_detail_answers_and_confirms() -> None:
+    # This used to crash (IndexError on an empty "missing" list): one failed turn.
+    c = Conversation("receptionist")
+    await c.say("cancel my appointment on friday")
+    reply = await c.say("Anna Bell, when are you open?")
+    assert "8 am to 6 pm" in reply and "Anna Bell" in reply and "cancelled" in reply
+
+
 async def test_receptionist_refuses_sunday_and_flags_emergencies() -> None:
     c = Conversation("receptionist")
     await c.say("book an appointment")
