@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
 from media_server.agents import Agent, AgentConfigError, load_agents
 from media_server.config import ConfigError, Settings, load_settings
+from media_server.workers import SessionCount
 
 SHUTDOWN_TIMEOUT_S = 5.0
 
@@ -33,47 +36,123 @@ def build_parser() -> argparse.ArgumentParser:
         "--ice-host-addresses", help="comma list of IPs to offer as ICE host candidates"
     )
     parser.add_argument("--max-sessions", help="concurrent sessions allowed (default 20)")
+    parser.add_argument(
+        "--workers", help="processes serving the port, each owning its sessions (default 1)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    token = commands.add_parser(
+        "token",
+        help="print a single-use access token (needs AUTH_SECRET)",
+        description="Mint a signed, short-lived, single-use token for POST /api/offer. "
+        "Give it to a person as http://HOST:PORT/?token=TOKEN.",
+    )
+    token.add_argument("--ttl", help="seconds the token stays valid (default: TOKEN_TTL_S)")
+    token.add_argument("--url", help="print BASE_URL/?token=TOKEN instead of the bare token")
     return parser
 
 
-async def _serve(settings: Settings, agents: dict[str, Agent]) -> None:
+def _mint(settings: Settings, ttl: str | None, url: str | None) -> int:
+    from signaling.tokens import mint_token
+
+    if not settings.auth_required:
+        print("voice-agent token: AUTH_SECRET is not set (see README, Security)", file=sys.stderr)
+        return 2
+    ttl_s = settings.token_ttl_s
+    if ttl is not None:
+        try:
+            ttl_s = float(ttl)
+        except ValueError:
+            ttl_s = float("nan")
+        if not 1 <= ttl_s <= 86400:  # also false for nan
+            print(f"voice-agent token: --ttl={ttl!r}: must be 1 to 86400 seconds", file=sys.stderr)
+            return 2
+        if ttl_s > settings.token_ttl_s:
+            # The server refuses tokens that outlive its own TTL (plus skew).
+            print(
+                f"voice-agent token: --ttl={ttl_s:g} is longer than TOKEN_TTL_S="
+                f"{settings.token_ttl_s:g}; the server would refuse it",
+                file=sys.stderr,
+            )
+            return 2
+    token = mint_token(settings.auth_secret, ttl_s)
+    print(f"{url.rstrip('/')}/?token={token}" if url else token)
+    return 0
+
+
+async def _serve(
+    settings: Settings,
+    agents: dict[str, Agent],
+    session_count: SessionCount | None = None,
+    worker: int | None = None,
+) -> None:
     """Runs until SIGINT/SIGTERM, then ends every session and exits."""
     from aiohttp import web
 
     from media_server.providers import resolve_names
     from signaling.app import create_app
 
-    app = create_app(settings, agents=agents)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    app = create_app(settings, agents=agents, session_count=session_count)
+    from signaling.access_log import RedactingAccessLogger
+
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        access_log_class=RedactingAccessLogger,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await runner.setup()  # loads the engines (pocketsphinx takes about a second)
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        await web.TCPSite(
+            runner, settings.host, settings.port, reuse_port=worker is not None
+        ).start()
         stt, llm, tts = resolve_names(settings)
         url_host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        print(
-            f"voice-agent: listening on http://{url_host}:{settings.port} "
-            f"(stt={stt}, llm={llm}, tts={tts}; agents: {', '.join(agents)})",
-            flush=True,
-        )
+        if not worker:  # one line per server, not per worker
+            workers = f"; {settings.workers} workers" if worker is not None else ""
+            print(
+                f"voice-agent: listening on http://{url_host}:{settings.port} "
+                f"(stt={stt}, llm={llm}, tts={tts}; agents: {', '.join(agents)}{workers})",
+                flush=True,
+            )
         await stop.wait()
-        print("voice-agent: shutting down", flush=True)
+        if not worker:
+            print("voice-agent: shutting down", flush=True)
     finally:
         await runner.cleanup()
 
 
+def _serve_workers(settings: Settings, agents: dict[str, Agent]) -> int:
+    from media_server.workers import run_workers
+
+    # Fail here, once, if the port is taken, rather than in every worker.
+    with socket.create_server((settings.host, settings.port), reuse_port=True):
+        pass
+    count = SessionCount.across_processes()
+
+    def serve(index: int) -> None:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(settings, agents, session_count=count, worker=index))
+
+    return run_workers(settings.workers, serve)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if v is not None}
+    command = args.command
+    extra = {"command", "ttl", "url"}
+    overrides = {k: v for k, v in vars(args).items() if v is not None and k not in extra}
     try:
         settings = load_settings(overrides)
         agents = load_agents(settings.agents_file)
     except (ConfigError, AgentConfigError) as exc:
         print(f"voice-agent: {exc}", file=sys.stderr)
         return 2
+    if command == "token":
+        return _mint(settings, args.ttl, args.url)
 
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -85,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_host_addresses(settings.ice_host_addresses)
     try:
+        if settings.workers > 1:
+            return _serve_workers(settings, agents)
         asyncio.run(_serve(settings, agents))
     except OSError as exc:
         print(

@@ -61,6 +61,7 @@ class Settings:
 
     # Limits and deadlines.
     max_sessions: int = 20
+    workers: int = 1  # processes serving the port (SO_REUSEPORT)
     connect_timeout_s: float = 15.0
     idle_timeout_s: float = 300.0
     max_session_s: float = 3600.0
@@ -68,6 +69,18 @@ class Settings:
     stt_timeout_s: float = 15.0
     llm_timeout_s: float = 15.0  # to the first token
     tts_timeout_s: float = 15.0  # to the first audio byte
+    # A page that has pinged once and then goes quiet this long is gone; aiortc
+    # itself notices a vanished peer only at consent expiry (~30 s).
+    ping_timeout_s: float = 15.0
+    # Consecutive turns a stage may fail (after its retry) before the session
+    # ends with provider_unavailable; success resets the count.
+    provider_error_limit: int = 3
+
+    # Access (README "Security"). Empty ALLOWED_ORIGINS = same origin only.
+    allowed_origins: tuple[str, ...] = ()
+    rate_limit_per_minute: int = 60  # offers per client IP; 0 = no limit
+    auth_secret: str = field(default="", repr=False)
+    token_ttl_s: float = 300.0
 
     @property
     def openai_configured(self) -> bool:
@@ -76,6 +89,10 @@ class Settings:
     @property
     def elevenlabs_configured(self) -> bool:
         return bool(self.elevenlabs_api_key)
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.auth_secret)
 
 
 # Setting name (env var, upper case) -> field. Host and port come only from
@@ -154,6 +171,66 @@ def _ip_list(name: str, raw: str) -> tuple[str, ...]:
     return items
 
 
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    """``*`` or a comma list of scheme://host[:port] origins, normalised."""
+    items = tuple(p.strip() for p in raw.split(",") if p.strip())
+    if "*" in items:
+        if len(items) > 1:
+            raise ConfigError(f"{name}: '*' allows every origin and cannot be combined")
+        return items
+    out = []
+    for item in items:
+        origin = normalize_origin(item)
+        if origin is None:
+            raise ConfigError(
+                f"{name}: {item!r} is not an origin like https://example.com or http://host:8080"
+            )
+        out.append(origin)
+    return tuple(out)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_origin(value: str) -> str | None:
+    """``scheme://host:port`` in lower case with the port spelled out, or None.
+
+    The form an ``Origin`` header (RFC 6454) and an ALLOWED_ORIGINS entry are
+    compared in, so ``https://Example.com`` and ``https://example.com:443`` match.
+    """
+    scheme, sep, rest = value.strip().partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in _DEFAULT_PORTS or not rest or any(c in rest for c in "/?#@ "):
+        return None
+    host, port_text = rest, ""
+    if rest.startswith("["):  # [IPv6]:port
+        end = rest.find("]")
+        if end < 0:
+            return None
+        host, port_text = rest[: end + 1], rest[end + 1 :].removeprefix(":")
+        if rest[end + 1 :] and not rest[end + 1 :].startswith(":"):
+            return None
+    elif ":" in rest:
+        host, port_text = rest.rsplit(":", 1)
+    if not host:
+        return None
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            return None
+        port = int(port_text)
+    else:
+        port = _DEFAULT_PORTS[scheme]
+    return f"{scheme}://{host.lower()}:{port}"
+
+
+def _secret(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and len(value) < 16:
+        # Never echo the value: it is a secret even when it is a bad one.
+        raise ConfigError(f"{name}: must be at least 16 characters (use a long random string)")
+    return value
+
+
 def _ice_servers(name: str, raw: str) -> tuple[str, ...]:
     items = tuple(p.strip() for p in raw.split(",") if p.strip())
     for item in items:
@@ -170,13 +247,18 @@ _INT_RANGES = {
     "vad_min_speech_ms": (0, 5000),
     "barge_in_min_ms": (0, 5000),
     "max_sessions": (1, 10000),
+    "workers": (1, 64),
     "history_max_messages": (2, 1000),
+    "provider_error_limit": (1, 1000),
+    "rate_limit_per_minute": (0, 100000),
 }
 _FLOAT_RANGES = {
     "vad_max_utterance_s": (1.0, 600.0),
     "connect_timeout_s": (1.0, 600.0),
-    "idle_timeout_s": (5.0, 86400.0),
-    "max_session_s": (10.0, 86400.0),
+    "idle_timeout_s": (1.0, 86400.0),
+    "max_session_s": (1.0, 86400.0),
+    "ping_timeout_s": (1.0, 600.0),
+    "token_ttl_s": (5.0, 86400.0),
     "stt_timeout_s": (1.0, 300.0),
     "llm_timeout_s": (1.0, 300.0),
     "tts_timeout_s": (1.0, 300.0),
@@ -201,6 +283,10 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return _ip_list(name, raw)
     if attr == "ice_servers":
         return _ice_servers(name, raw)
+    if attr == "allowed_origins":
+        return _origins(name, raw)
+    if attr == "auth_secret":
+        return _secret(name, raw)
     if attr == "agents_file":
         return Path(raw.strip()) if raw.strip() else None
     if attr == "log_level":

@@ -19,6 +19,10 @@ CLIENT_TYPES = frozenset({"text_input", "interrupt", "end_session", "ping"})
 # A data-channel message larger than this is refused before json.loads sees it.
 MAX_CLIENT_MESSAGE_BYTES = 16 * 1024
 MAX_TEXT_INPUT_CHARS = 2000
+# Messages a page may send: the page pings every 2 s and sends a few texts a
+# minute, so this is far above honest use and far below a flood.
+CLIENT_MESSAGES_PER_S = 20.0
+CLIENT_MESSAGE_BURST = 40
 
 
 class ProtocolError(ValueError):
@@ -34,6 +38,29 @@ class ProtocolError(ValueError):
 class ClientMessage:
     type: str
     text: str = ""
+
+
+class MessageRateLimit:
+    """A token bucket over one session's incoming messages (pure; the caller
+    passes the clock)."""
+
+    def __init__(
+        self, per_s: float = CLIENT_MESSAGES_PER_S, burst: int = CLIENT_MESSAGE_BURST
+    ) -> None:
+        self.per_s = per_s
+        self.burst = burst
+        self._tokens = float(burst)
+        self._updated: float | None = None
+
+    def allow(self, now: float) -> bool:
+        if self._updated is not None:
+            elapsed = max(0.0, now - self._updated)
+            self._tokens = min(float(self.burst), self._tokens + elapsed * self.per_s)
+        self._updated = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
 
 
 def parse_client_message(raw: str | bytes) -> ClientMessage:

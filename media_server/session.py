@@ -31,19 +31,32 @@ from media_server.audio.vad import (
 from media_server.config import Settings
 from media_server.ice import rtc_configuration
 from media_server.metrics import Metrics
-from media_server.providers.base import ProviderError, Providers, Stage, Utterance
+from media_server.providers.base import (
+    ProviderError,
+    Providers,
+    SpeechToTextStream,
+    Stage,
+    Utterance,
+)
 from media_server.text import ConversationHistory
-from media_server.turn import Turn, TurnContext
+from media_server.turn import SERVICE_NAMES, Turn, TurnContext
 
 log = logging.getLogger(__name__)
 
 WATCHDOG_INTERVAL_S = 0.5
-# A page that has pinged once and then goes quiet this long is gone; aiortc
-# itself notices a vanished peer only at consent expiry (~30 s).
-PING_TIMEOUT_S = 15.0
 PC_CLOSE_TIMEOUT_S = 5.0
 INBOUND_CLOSE_TIMEOUT_S = 2.0
-SESSION_END_FLUSH_S = 0.1  # let the session_end event leave before the transport closes
+# Let session_end leave before the transport closes: wait for the data
+# channel's buffer to drain (bounded), then a moment for the SCTP packet.
+SESSION_END_FLUSH_S = 0.1
+SESSION_END_FLUSH_MAX_S = 1.0
+# Events queued on the data channel but not yet taken by SCTP. A page that
+# stops reading (but keeps the transport up) would otherwise grow this
+# without bound; past it, events are dropped until the backlog drains.
+MAX_EVENT_BACKLOG_BYTES = 256 * 1024
+# Provider errors that no number of retries will fix within a session: the
+# key is wrong or the account is out of credit. They end the session at once.
+FATAL_ERROR_KINDS = frozenset({"auth", "quota"})
 
 
 class SessionError(Exception):
@@ -80,7 +93,10 @@ class VoiceSession:
 
         self.pc = RTCPeerConnection(configuration=rtc_configuration(settings.ice_servers))
         self.speaker = AgentAudioTrack()
-        self.segmenter = Segmenter(segmenter_config(settings))
+        self.segmenter = Segmenter(segmenter_config(settings), on_audio=self._on_turn_audio)
+        # A turn being decoded while it is spoken, when the STT engine streams.
+        self._stt_stream: SpeechToTextStream | None = None
+        self._stt_stream_refused = False
         self.history = ConversationHistory(settings.history_max_messages)
         self.status: protocol.Status = "idle"
         self.end_reason: str | None = None
@@ -97,7 +113,12 @@ class VoiceSession:
         self._connected = False
         self.created_at = time.monotonic()
         self.last_activity = self.created_at
-        self._last_ping: float | None = None
+        self._last_ping: float | None = None  # armed by the first ping; any message refreshes it
+        self._inbox = protocol.MessageRateLimit()
+        self._rate_error_sent_at = float("-inf")
+        self._events_dropped = 0
+        self._stage_failures: dict[str, int] = {"stt": 0, "llm": 0, "tts": 0}
+        self._provider_down: ProviderError | None = None
         self._turn_ctx = TurnContext(
             agent=agent,
             providers=providers,
@@ -139,7 +160,12 @@ class VoiceSession:
 
     def send_event(self, message: str) -> None:
         channel = self._channel
-        if channel is None or channel.readyState != "open":
+        if channel is None or channel.readyState != "open" or self.end_reason is not None:
+            return
+        if channel.bufferedAmount > MAX_EVENT_BACKLOG_BYTES:
+            self._events_dropped += 1
+            if self._events_dropped == 1:
+                log.warning("session %s: peer is not reading events; dropping", self.session_id)
             return
         try:
             channel.send(message)
@@ -195,8 +221,19 @@ class VoiceSession:
                     self.set_status("listening")
             elif isinstance(event, SpeechEnded):
                 self.last_activity = now
-                self._start_turn(utterance=event.utterance)
+                stream = self._take_stt_stream()
+                if self._turn_task is None:
+                    self._start_turn(utterance=event.utterance, stt_stream=stream)
+                else:
+                    if stream is not None:
+                        stream.cancel()
+                    # Speech that ended without reaching the barge-in minimum
+                    # while the agent had the floor: a blip, a backchannel
+                    # ("mm-hm") or the agent's own echo. Not a new turn.
+                    log.debug("session %s: short speech over the agent ignored", self.session_id)
             elif isinstance(event, SpeechDropped):
+                if (stream := self._take_stt_stream()) is not None:
+                    stream.cancel()
                 if self._turn_task is None and self.status == "listening":
                     self.set_status("idle")
         # Barge-in: the person has been talking long enough over a running turn.
@@ -207,6 +244,23 @@ class VoiceSession:
         ):
             self.interrupt("barge_in")
             self.set_status("listening")
+
+    def _on_turn_audio(self, pcm: bytes) -> None:
+        """The segmenter's audio of the turn in progress: decode it now."""
+        if self._stt_stream is None:
+            if self._stt_stream_refused or self._closing:
+                return
+            open_stream = getattr(self.providers.stt, "open_stream", None)
+            self._stt_stream = open_stream() if open_stream is not None else None
+            if self._stt_stream is None:  # no streaming engine, or all decoders busy
+                self._stt_stream_refused = True
+                return
+        self._stt_stream.feed(pcm)
+
+    def _take_stt_stream(self) -> SpeechToTextStream | None:
+        stream, self._stt_stream = self._stt_stream, None
+        self._stt_stream_refused = False
+        return stream
 
     def interrupt(self, reason: str) -> bool:
         """Stop the running turn at once; True if there was one."""
@@ -234,12 +288,22 @@ class VoiceSession:
         log.info("session %s: turn %s interrupted (%s)", self.session_id, turn.turn_id, reason)
         return True
 
-    def _start_turn(self, *, utterance: Utterance | None = None, text: str | None = None) -> None:
+    def _start_turn(
+        self,
+        *,
+        utterance: Utterance | None = None,
+        text: str | None = None,
+        stt_stream: SpeechToTextStream | None = None,
+    ) -> None:
         if self._closing:
+            if stt_stream is not None:
+                stt_stream.cancel()
             return
         self.interrupt("new_turn")
         self._turn_seq += 1
-        turn = Turn(self._turn_ctx, self._turn_seq, utterance=utterance, text=text)
+        turn = Turn(
+            self._turn_ctx, self._turn_seq, utterance=utterance, text=text, stt_stream=stt_stream
+        )
         self._turn = turn
         self._turn_task = asyncio.create_task(
             self._run_turn(turn), name=f"session-{self.session_id}-turn-{turn.turn_id}"
@@ -263,21 +327,75 @@ class VoiceSession:
             if self._turn is turn:
                 self._turn = self._turn_task = None
                 self.last_activity = time.monotonic()
+            self._end_if_provider_down()
 
     def _on_stage_result(self, stage: Stage, err: ProviderError | None) -> None:
-        if err is not None:
-            self.metrics.errors.labels(stage=stage, kind=err.kind).inc()
+        """The error budget (issue "provider fault policy"): consecutive failed
+        turns per stage, reset by a success; at the limit, or on an error no
+        retry can fix, the session ends once the failing turn has finished."""
+        if err is None:
+            self._stage_failures[stage] = 0
+            return
+        self.metrics.errors.labels(stage=stage, kind=err.kind).inc()
+        self._stage_failures[stage] += 1
+        fatal = err.kind in FATAL_ERROR_KINDS
+        if self._provider_down is None and (
+            fatal or self._stage_failures[stage] >= self.settings.provider_error_limit
+        ):
+            self._provider_down = err
+
+    def _end_if_provider_down(self) -> None:
+        err = self._provider_down
+        if err is None or self._closing:
+            return
+        service = SERVICE_NAMES[err.stage]
+        why = (
+            f"The {service} service rejected the server's API key"
+            if err.kind == "auth"
+            else f"The {service} service is out of quota"
+            if err.kind == "quota"
+            else f"The {service} service keeps failing"
+        )
+        log.warning(
+            "session %s: ending, %s provider unavailable (%s, %d in a row)",
+            self.session_id,
+            err.stage,
+            err.kind,
+            self._stage_failures[err.stage],
+        )
+        self.send_event(
+            protocol.error(
+                f"{why}, so this conversation has ended. Please try again later.",
+                "provider_unavailable",
+                retryable=False,
+                stage=err.stage,
+            )
+        )
+        self._close_soon("provider_unavailable")
 
     # ---- data channel in -------------------------------------------------
 
     def _on_message(self, raw: str | bytes) -> None:
+        if self._closing:
+            return
+        now = time.monotonic()
+        if self._last_ping is not None:
+            self._last_ping = now  # any message shows the page is alive
+        if not self._inbox.allow(now):
+            # Dropped before parsing; one error a second says so, not one per message.
+            if now - self._rate_error_sent_at >= 1.0:
+                self._rate_error_sent_at = now
+                self.send_event(
+                    protocol.error("Too many messages at once; some were ignored.", "rate_limited")
+                )
+            return
         try:
             message = protocol.parse_client_message(raw)
         except protocol.ProtocolError as exc:
             self.send_event(protocol.error(exc.message, exc.code))
             return
         if message.type == "ping":
-            self._last_ping = time.monotonic()
+            self._last_ping = now
             self.send_event(protocol.pong())
         elif message.type == "text_input":
             self.last_activity = time.monotonic()
@@ -297,7 +415,7 @@ class VoiceSession:
             now = time.monotonic()
             if not self._connected and now - self.created_at > s.connect_timeout_s:
                 self._close_soon("connect_timeout")
-            elif self._last_ping is not None and now - self._last_ping > PING_TIMEOUT_S:
+            elif self._last_ping is not None and now - self._last_ping > s.ping_timeout_s:
                 self._close_soon("peer_gone")
             elif self._turn_task is None and now - self.last_activity > s.idle_timeout_s:
                 self._close_soon("idle_timeout")
@@ -310,18 +428,32 @@ class VoiceSession:
         if not self._closing:
             asyncio.get_running_loop().create_task(self.close(reason))
 
+    async def _flush_events(self) -> None:
+        channel = self._channel
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SESSION_END_FLUSH_MAX_S
+        while channel.readyState == "open" and channel.bufferedAmount > 0:
+            if loop.time() >= deadline:
+                return
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(SESSION_END_FLUSH_S)
+
     async def close(self, reason: str = "closed") -> None:
         if self._closing:
             await self._closed.wait()
             return
         self._closing = True
-        self.end_reason = reason
         log.info("session %s: closing (%s)", self.session_id, reason)
         try:
+            # Stop the turn first so nothing of it follows session_end.
+            self.interrupt("session_end")
+            if (stream := self._take_stt_stream()) is not None:
+                stream.cancel()
             if self._channel is not None and self._channel.readyState == "open":
                 self.send_event(protocol.session_end(reason))
-                await asyncio.sleep(SESSION_END_FLUSH_S)
-            self.interrupt("session_end")
+                self.end_reason = reason  # from here on, send_event is a no-op
+                await self._flush_events()
+            self.end_reason = reason
             tasks = [*self._cancelled_turns]
             if self._watchdog is not None and self._watchdog is not asyncio.current_task():
                 tasks.append(self._watchdog)
@@ -336,9 +468,34 @@ class VoiceSession:
             self.speaker.stop()
             try:
                 await asyncio.wait_for(self.pc.close(), PC_CLOSE_TIMEOUT_S)
-            except Exception:  # pc.close() can raise on odd sessions (AIORTC-NOTES.md)
-                log.warning("session %s: pc.close() failed", self.session_id, exc_info=True)
+            except Exception as exc:  # pc.close() can raise on odd sessions (AIORTC-NOTES.md)
+                log.info(
+                    "session %s: pc.close() failed (%s: %s); stopping its transports",
+                    self.session_id,
+                    type(exc).__name__,
+                    str(exc)[:200],
+                )
+                log.debug("pc.close() failure", exc_info=True)
+                await _stop_transports(self.pc)
         finally:
             self._closed.set()
             self.metrics.sessions_ended.labels(reason=reason).inc()
             self._on_closed(self)
+
+
+async def _stop_transports(pc: RTCPeerConnection) -> None:
+    """What ``pc.close()`` does not reach when it raises halfway: on some
+    malformed offers the SCTP transport has no DTLS transport and close()
+    stops there, leaving the ICE agent's UDP socket and tasks behind."""
+    dtls: set[Any] = set(getattr(pc, "_RTCPeerConnection__dtlsTransports", ()))
+    for transceiver in pc.getTransceivers():
+        dtls.add(transceiver.receiver.transport)
+        dtls.add(transceiver.sender.transport)
+    if pc.sctp is not None:
+        dtls.add(pc.sctp.transport)
+    dtls.discard(None)
+    ice: set[Any] = set(getattr(pc, "_RTCPeerConnection__iceTransports", ()))
+    ice.update(t.transport for t in dtls if getattr(t, "transport", None) is not None)
+    for transport in [*dtls, *ice]:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(transport.stop(), PC_CLOSE_TIMEOUT_S)

@@ -1,0 +1,31 @@
+"""An aiohttp access log that never writes an access token.
+
+The page takes its token from ``/?token=...``, so the token would otherwise
+land in the access log twice: in the request line of ``GET /`` and in the
+``Referer`` of every request the page makes next.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from aiohttp.web_log import AccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
+_TOKEN_PARAM = re.compile(r"((?:^|[?&;])token=)[^&;#\s\"]*", re.IGNORECASE)
+
+
+def redact_tokens(text: str) -> str:
+    return _TOKEN_PARAM.sub(r"\1[redacted]", text)
+
+
+class RedactingAccessLogger(AccessLogger):
+    def _format_line(
+        self, request: BaseRequest, response: StreamResponse, time: float
+    ) -> Iterable[tuple[str | tuple[str, str], str]]:
+        return [
+            (key, redact_tokens(value) if isinstance(value, str) else value)
+            for key, value in super()._format_line(request, response, time)
+        ]

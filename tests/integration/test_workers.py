@@ -1,0 +1,85 @@
+"""--workers N: several processes on one port, one server as far as anyone can tell."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import time
+
+import aiohttp
+import pytest
+
+from bench.common import ServerProcess
+from tests.voice_client import VoiceClient
+
+
+async def _get(http: aiohttp.ClientSession, url: str) -> str:
+    # A fresh connection each time, so the kernel may pick any worker.
+    async with http.get(url, headers={"Connection": "close"}) as r:
+        return await r.text()
+
+
+@pytest.fixture
+async def two_workers():
+    server = ServerProcess(
+        ["-m", "media_server", "--workers", "2", "--max-sessions", "2"],
+        {"LOG_LEVEL": "WARNING"},
+    )
+    try:
+        await server.wait_ready(timeout=90)
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_sessions_health_capacity_and_metrics_span_the_workers(two_workers):
+    server = two_workers
+    clients = [VoiceClient(server.base_url) for _ in range(3)]
+    try:
+        await clients[0].connect("sales")
+        await clients[1].connect("callcenter")
+        with pytest.raises(RuntimeError, match="503"):  # MAX_SESSIONS holds across workers
+            await clients[2].connect("sales")
+        async with aiohttp.ClientSession() as http:
+            healths = {await _get(http, f"{server.base_url}/health") for _ in range(8)}
+            assert healths == {'{"status": "healthy", "sessions": 2}'}
+            metrics = await _get(http, f"{server.base_url}/metrics")
+            assert re.search(r"^voice_agent_sessions_active 2\.0$", metrics, re.M), metrics
+        for client in clients[:2]:
+            since = len(client.events)
+            client.send({"type": "text_input", "text": "hello"})
+            final = await client.wait_for("llm_response", since=since, is_final=True, timeout=30)
+            assert final["text"]
+        for client in clients[:2]:
+            client.send({"type": "end_session"})
+            await client.wait_for("session_end", timeout=10)
+        async with aiohttp.ClientSession() as http:
+            for _ in range(50):
+                if await _get(http, f"{server.base_url}/health") == (
+                    '{"status": "healthy", "sessions": 0}'
+                ):
+                    break
+                await asyncio.sleep(0.1)
+            assert await _get(http, f"{server.base_url}/health") == (
+                '{"status": "healthy", "sessions": 0}'
+            )
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_sigterm_stops_every_worker(two_workers):
+    server = two_workers
+    client = VoiceClient(server.base_url)
+    try:
+        await client.connect("receptionist")
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        end = await client.wait_for("session_end", timeout=10)
+        assert end["reason"] == "shutdown"
+        await asyncio.to_thread(server.proc.wait, 15)
+        assert server.proc.returncode == 0
+        assert time.monotonic() - started < 15
+    finally:
+        await client.close()
