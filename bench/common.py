@@ -7,11 +7,14 @@ import asyncio
 import contextlib
 import json
 import os
+import re
+import resource
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,148 @@ def rss_mb(pid: int) -> float:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 1e6
 
 
+def self_cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_busy_ticks() -> dict[int, tuple[int, int]]:
+    """Per CPU (busy, total) jiffies from /proc/stat: whoever ran there."""
+    out: dict[int, tuple[int, int]] = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        m = re.match(r"cpu(\d+)\s+(.*)", line)
+        if m:
+            v = [int(x) for x in m.group(2).split()]
+            idle = v[3] + v[4]  # idle + iowait
+            out[int(m.group(1))] = (sum(v[:8]) - idle, sum(v[:8]))
+    return out
+
+
+def cpu_busy_pct(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]) -> dict:
+    """Busy % of each CPU between two ``cpu_busy_ticks()`` readings."""
+    pct = {}
+    for cpu, (busy, total) in after.items():
+        b0, t0 = before.get(cpu, (0, 0))
+        pct[cpu] = 100.0 * (busy - b0) / (total - t0) if total > t0 else None
+    return pct
+
+
+def load_average() -> tuple[float, float, float]:
+    return os.getloadavg()
+
+
+def pin_cpus(cpus: set[int]) -> set[int] | None:
+    """Pin this process (every thread so far, and those started later) to ``cpus``."""
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            os.sched_setaffinity(int(tid), cpus)
+    except (AttributeError, OSError):  # no such CPU here, or not Linux
+        return None
+    return cpus
+
+
+LAG_METRIC = "voice_agent_event_loop_lag_ms"
+
+
+@dataclass
+class LagSnapshot:
+    """One reading of a server's event-loop lag metric: a gauge (latest
+    sample) or a histogram (cumulative bucket counts, ``le`` -> count)."""
+
+    gauge: float | None = None
+    buckets: dict[float, float] = field(default_factory=dict)
+    count: float = 0.0
+    total: float = 0.0
+
+
+async def read_loop_lag(http: aiohttp.ClientSession, base_url: str) -> LagSnapshot | None:
+    """The server's ``voice_agent_event_loop_lag_ms`` from /metrics (None if absent)."""
+    try:
+        async with http.get(f"{base_url}/metrics", timeout=aiohttp.ClientTimeout(total=2)) as r:
+            text = await r.text()
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+    snap = LagSnapshot()
+    for line in text.splitlines():
+        if not line.startswith(LAG_METRIC):
+            continue
+        name, _, value = line.rpartition(" ")
+        if name == LAG_METRIC:
+            snap.gauge = float(value)
+        elif name.startswith(f"{LAG_METRIC}_bucket"):
+            le = re.search(r'le="([^"]+)"', name)
+            if le:
+                snap.buckets[float(le.group(1))] = float(value)
+        elif name == f"{LAG_METRIC}_count":
+            snap.count = float(value)
+        elif name == f"{LAG_METRIC}_sum":
+            snap.total = float(value)
+    return snap if snap.gauge is not None or snap.buckets else None
+
+
+def lag_stats(
+    before: LagSnapshot | None, after: LagSnapshot | None, polled: Sequence[float]
+) -> dict[str, Any]:
+    """Lag over a window: from the histogram's bucket deltas when the server
+    keeps one (p99 = upper bound of the bucket holding the 99th percentile),
+    else from gauge values polled during the window."""
+    if before is not None and after is not None and after.buckets:
+        n = after.count - before.count
+        if n <= 0:
+            return {"source": "histogram", "samples": 0, "p99_ms": None, "mean_ms": None}
+        p99: float | None = None
+        for le in sorted(after.buckets):
+            if after.buckets[le] - before.buckets.get(le, 0.0) >= 0.99 * n:
+                p99 = le
+                break
+        finite = [le for le in after.buckets if le != float("inf")]
+        return {
+            "source": "histogram",
+            "samples": int(n),
+            # In the +Inf bucket: say "more than the largest bound" instead.
+            "p99_ms": p99 if p99 != float("inf") else None,
+            "p99_above_ms": max(finite) if p99 == float("inf") and finite else None,
+            "mean_ms": (after.total - before.total) / n,
+        }
+    return {
+        "source": "gauge",
+        "samples": len(polled),
+        "p99_ms": percentile(polled, 99),
+        "mean_ms": sum(polled) / len(polled) if polled else None,
+    }
+
+
+class LoopLagSampler:
+    """Lag of *this* process's event loop: how late a short sleep wakes up.
+
+    For the bench process (clients): a client loop running late makes server
+    frames look late, so its lag is reported beside the servers' numbers."""
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        self.interval_s = interval_s
+        self.samples_ms: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.samples_ms = []
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(self.interval_s)
+            self.samples_ms.append(max(0.0, (time.monotonic() - start - self.interval_s) * 1000))
+
+    async def stop(self) -> list[float]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        return self.samples_ms
+
+
 def percentile(values: Sequence[float], q: float) -> float | None:
     if not values:
         return None
@@ -51,7 +196,13 @@ class ServerProcess:
     """A server (ours or the echo baseline) in its own process, so its CPU is
     measured apart from the clients'."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        env: dict[str, str] | None = None,
+        cpus: set[int] | None = None,
+    ) -> None:
+        """``cpus``: pin the server there before it starts (all its threads inherit)."""
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         full_env = {
@@ -62,12 +213,20 @@ class ServerProcess:
         full_env.update(env or {})
         full_env.setdefault("ICE_HOST_ADDRESSES", "127.0.0.1")
         full_env.setdefault("LOG_LEVEL", "WARNING")
+        preexec: Callable[[], None] | None = None
+        if cpus:
+            pinned = set(cpus)
+
+            def preexec() -> None:
+                os.sched_setaffinity(0, pinned)
+
         self.proc = subprocess.Popen(
             [sys.executable, *args, "--port", str(self.port)],
             cwd=ROOT,
             env=full_env,
             stdout=subprocess.DEVNULL,
             stderr=None,
+            preexec_fn=preexec,
         )
 
     @property
@@ -99,9 +258,9 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def server_process(
-    args: Sequence[str], env: dict[str, str] | None = None
+    args: Sequence[str], env: dict[str, str] | None = None, cpus: set[int] | None = None
 ) -> Iterator[ServerProcess]:
-    server = ServerProcess(args, env)
+    server = ServerProcess(args, env, cpus)
     try:
         yield server
     finally:
