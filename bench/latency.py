@@ -120,6 +120,8 @@ def leading_silence_s(mp3: bytes) -> float:
 async def transport_round_trip(rounds: int = 5) -> list[float]:
     """Mic frame sent -> same audio back, through a bare aiortc echo server."""
     tone = speech_48k("test")
+    voiced = np.nonzero(frame_rms(tone, 48000) > VOICED_RMS)[0]
+    lead_in = voiced[0] * 0.02 if len(voiced) else 0.0
     samples: list[float] = []
     with server_process(["-m", "bench.echo_server"]) as echo:
         await echo.wait_ready()
@@ -131,7 +133,8 @@ async def transport_round_trip(rounds: int = 5) -> list[float]:
                 first_out = client.mic.on_first_audio()
                 await client.mic.write(tone)
                 client.mic.end_of_reply()
-                sent_at = await asyncio.wait_for(first_out, 5)
+                # Time from the first *voiced* frame: the speech opens quietly.
+                sent_at = await asyncio.wait_for(first_out, 5) + lead_in
                 samples.append(await client.first_voiced_after(sent_at, timeout=5) - sent_at)
                 await asyncio.sleep(1.5)
         finally:

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from media_server.agents import Agent, load_agents
+from media_server.audio import level as audio_level
 from media_server.config import Settings
 from media_server.metrics import CONTENT_TYPE, Metrics
 from media_server.providers import build_providers
@@ -361,6 +362,8 @@ def create_app(
     """The aiohttp app. Pass ``providers`` to share engines (tests do); the
     app then leaves closing them to the caller. ``session_count`` is shared
     by the workers of one server (``--workers``)."""
+    # aiortc's per-frame audio level in pure Python is our largest loop cost.
+    audio_level.install()
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS_KEY] = settings
     app[AGENTS_KEY] = agents if agents is not None else load_agents(settings.agents_file)

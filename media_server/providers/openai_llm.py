@@ -7,6 +7,7 @@ usage chunk), no usage at all, and deltas whose content is null.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -79,6 +80,13 @@ class OpenAILLM:
             # Nothing to say (content filter, zero max_tokens, a broken server):
             # the turn must not go on to speak silence.
             raise errors.bad_output("llm", f"empty reply (finish_reason={finish_reason})")
+
+    async def warm_up(self) -> None:
+        """The SDK imports its resources and types on first use (~100-200 ms
+        of CPU on the loop, a glitch for every live session): do it at start."""
+        self._client.chat.completions  # noqa: B018 - the attribute access is the lazy import
+        importlib.import_module("openai.types.chat")
+        importlib.import_module("openai.lib.streaming.chat")
 
     async def close(self) -> None:
         if not self._closed:

@@ -14,6 +14,7 @@ two guards sit in front of the words reaching the LLM:
 
 from __future__ import annotations
 
+import importlib
 import io
 import logging
 import wave
@@ -137,6 +138,12 @@ class OpenAISTT:
     def _is_no_speech(self, segment: Any) -> bool:
         prob = getattr(segment, "no_speech_prob", None)
         return isinstance(prob, (int, float)) and prob > self._no_speech_threshold
+
+    async def warm_up(self) -> None:
+        """The SDK imports its resources and types on first use (~100-200 ms
+        of CPU on the loop, a glitch for every live session): do it at start."""
+        self._client.audio.transcriptions  # noqa: B018 - the attribute access is the lazy import
+        importlib.import_module("openai.types.audio")
 
     async def close(self) -> None:
         if not self._closed:

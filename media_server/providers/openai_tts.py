@@ -7,6 +7,7 @@ sample-aligned so the consumer never sees half a sample.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -82,6 +83,12 @@ class OpenAITTS:
             raise errors.from_exception("tts", exc, secrets=secrets) from None
         if total == 0:
             raise errors.bad_output("tts", "empty audio body")
+
+    async def warm_up(self) -> None:
+        """The SDK imports its resources and types on first use (~100-200 ms
+        of CPU on the loop, a glitch for every live session): do it at start."""
+        self._client.audio.speech  # noqa: B018 - the attribute access is the lazy import
+        importlib.import_module("openai.types.audio")
 
     async def close(self) -> None:
         if not self._closed:
