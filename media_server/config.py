@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -305,6 +306,15 @@ def _check_providers(s: Settings) -> None:
         raise ConfigError("TTS_PROVIDER=elevenlabs needs ELEVENLABS_API_KEY")
     if not s.elevenlabs_base_url:
         raise ConfigError("ELEVENLABS_BASE_URL: must not be empty")
+    if not re.fullmatch(r"(mp3_\d+_\d+|pcm_\d+)", s.elevenlabs_output_format):
+        raise ConfigError(
+            f"ELEVENLABS_OUTPUT_FORMAT={s.elevenlabs_output_format!r}: "
+            "expected mp3_<rate>_<kbps> (e.g. mp3_44100_128) or pcm_<rate>"
+        )
+    if s.workers > 1 and s.auth_secret:
+        # Used tokens are remembered per process: with several workers one
+        # token would open one session per worker.
+        raise ConfigError("WORKERS>1 with AUTH_SECRET: not supported yet (tokens are per process)")
 
 
 def load_settings(

@@ -46,6 +46,9 @@ def test_secrets_stay_out_of_repr():
         ({"ICE_SERVERS": "stun.example.org"}, "ICE_SERVERS"),
         ({"OPENAI_BASE_URL": "localhost:11434"}, "OPENAI_BASE_URL"),
         ({"VAD_MAX_UTTERANCE_S": "nan"}, "VAD_MAX_UTTERANCE_S"),
+        ({"ELEVENLABS_OUTPUT_FORMAT": "wav"}, "ELEVENLABS_OUTPUT_FORMAT"),
+        ({"WORKERS": "0"}, "WORKERS"),
+        ({"WORKERS": "2", "AUTH_SECRET": "s" * 32}, "AUTH_SECRET"),
     ],
 )
 def test_bad_values_fail_with_one_line_naming_the_setting(env, names):
