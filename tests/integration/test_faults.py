@@ -241,3 +241,66 @@ async def test_auth_or_quota_errors_end_the_session_at_once(
         assert len(cloud.fake(stage).requests) == 1
     finally:
         await client.close()
+
+
+# The retry rule (turn.py): at most one retry, only for retryable failures,
+# only before the person saw or heard anything of the reply. The fakes'
+# request counts show what was actually sent.
+RETRY_CASES = [
+    # stage, status, how many fail, requests expected, error code (None: the turn completes)
+    ("llm", 503, 1, 2, None),  # one retry rescues the turn
+    ("llm", 429, 1, 2, None),  # rate limited: retried after Retry-After
+    ("llm", 503, 2, 2, "llm_unavailable"),  # never a second retry
+    ("llm", 400, 1, 1, "llm_invalid"),  # a bad request is not retried
+    ("tts", 500, 1, 2, None),
+    ("tts", 404, 1, 1, "tts_invalid"),  # e.g. an unknown voice: not retried
+]
+
+
+@pytest.mark.parametrize(
+    ("stage", "status", "fails", "sent", "code"),
+    RETRY_CASES,
+    ids=[f"{c[0]}-{c[1]}x{c[2]}" for c in RETRY_CASES],
+)
+async def test_retry_rule_in_request_counts(
+    cloud, server_factory, stage, status, fails, sent, code
+):
+    server = await server_factory(providers=cloud.providers, **FAST)
+    fake = cloud.fake(stage)
+    client = VoiceClient(server.base_url)
+    try:
+        await client.connect("receptionist")
+        fake.fail_next(status, fails, retry_after="0.2" if status == 429 else None)
+        before = len(fake.requests)
+        events = await run_turn(client, spoken=False)
+        assert len(fake.requests) - before == sent
+        if code is None:
+            assert_completed(events)
+        else:
+            assert [e["code"] for e in errors_in(events)] == [code]
+    finally:
+        await client.close()
+
+
+async def test_no_retry_once_the_person_heard_the_reply(cloud, server_factory):
+    # Two sentences, the second written ~1 s after the first: the first is
+    # already playing when the voice service starts failing. Retrying now
+    # would stall or repeat audio mid-reply, so the person gets one error.
+    cloud.llm.knobs.reply = "First sentence here. Second sentence follows a bit later."
+    cloud.llm.knobs.chunk_delay_s = 0.15
+    server = await server_factory(providers=cloud.providers, **FAST)
+    client = VoiceClient(server.base_url)
+    try:
+        await client.connect("receptionist")
+        before = len(cloud.tts.requests)
+        since = len(client.events)
+        client.send({"type": "text_input", "text": "Tell me"})
+        await client.wait_for("status_update", since=since, status="speaking", timeout=10)
+        assert len(cloud.tts.requests) - before == 1  # the second is not written yet
+        cloud.tts.fail_next(500, 5)
+        await client.wait_for("status_update", since=since, status="idle", timeout=20)
+        errors = errors_in(client.events[since:])
+        assert [e["code"] for e in errors] == ["tts_unavailable"]
+        assert len(cloud.tts.requests) - before == 2  # the first sentence, one failed try
+    finally:
+        await client.close()
