@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,9 +44,8 @@ from media_server.audio.vad import Segmenter, SegmenterConfig, SpeechEnded
 from media_server.ice import configure_host_addresses
 from media_server.text import SentenceChunker
 from tests.conftest import speech_48k
-from tests.fakes.elevenlabs_fake import start_elevenlabs_fake
 from tests.fakes.mp3_fixture import mp3_bytes
-from tests.fakes.openai_fake import start_openai_fake, tokens_of
+from tests.fakes.openai_fake import tokens_of
 from tests.voice_client import VOICED_RMS, VoiceClient
 
 UTTERANCE = "Hello, I would like to book an appointment for tomorrow morning please."
@@ -57,13 +58,18 @@ TTS_FIRST_BYTE_S = 0.100
 # length of the rest differs between the short and the long run.
 REPLY_SENTENCE = "Sure, I can help you with that. "
 
-BENCH_AGENTS = """
-[agents.bench]
-name = "Bench"
-description = "Latency benchmark agent"
-prompt = "You are a benchmark."
+REPLY_TOKENS = (10, 300)
+# One agent per reply length; the fake answers by the marker in the prompt.
+BENCH_AGENTS = "".join(
+    f"""
+[agents.bench{n}]
+name = "Bench {n}"
+description = "Latency benchmark agent, {n}-token replies"
+prompt = "You are a benchmark. reply-{n}-tokens"
 max_tokens = 1000
 """
+    for n in REPLY_TOKENS
+)
 
 
 def reply_of(tokens: int) -> str:
@@ -176,14 +182,21 @@ async def run_fake(turns: int) -> dict[str, Any]:
     rtt = statistics.median(rtts)
     speech = speech_48k(UTTERANCE)
     eot = end_of_turn_wait_s(speech, HANGOVER_MS)
-    tts_audio = mp3_bytes(1.0)
-    lead = leading_silence_s(tts_audio)
-    openai = await start_openai_fake(
-        transcript="I would like to book an appointment",
-        first_byte_delay_s=STT_DELAY_S,
-        chunk_delay_s=TOKEN_DELAY_S,
+    lead = leading_silence_s(mp3_bytes(1.0))
+    # The fakes run in their own process: their CPU must not count as ours.
+    fakes = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.fakes_server",
+        f"--first-byte-delay={STT_DELAY_S}",
+        f"--token-delay={TOKEN_DELAY_S}",
+        f"--tts-delay={TTS_FIRST_BYTE_S}",
+        "--replies",
+        json.dumps({f"reply-{n}-tokens": reply_of(n) for n in REPLY_TOKENS}),
+        stdout=asyncio.subprocess.PIPE,
     )
-    eleven = await start_elevenlabs_fake(first_byte_delay_s=TTS_FIRST_BYTE_S, audio=tts_audio)
+    assert fakes.stdout is not None
+    urls = json.loads(await asyncio.wait_for(fakes.stdout.readline(), 60))
     rows = []
     out: dict[str, Any] = {
         "transport_round_trip_ms": [r * 1000 for r in rtts],
@@ -203,21 +216,20 @@ async def run_fake(turns: int) -> dict[str, Any]:
         agents.write_text(BENCH_AGENTS)
         env = {
             "OPENAI_API_KEY": "sk-bench",
-            "OPENAI_BASE_URL": openai.base_url,
+            "OPENAI_BASE_URL": urls["openai"],
             "ELEVENLABS_API_KEY": "el-bench",
-            "ELEVENLABS_BASE_URL": eleven.base_url,
+            "ELEVENLABS_BASE_URL": urls["elevenlabs"],
             "VAD_SILENCE_MS": str(HANGOVER_MS),
         }
         try:
             with server_process(["-m", "media_server", "--agents-file", str(agents)], env) as srv:
                 await srv.wait_ready()
-                client = VoiceClient(srv.base_url)
-                try:
-                    await client.connect("bench")
-                    await asyncio.sleep(0.5)
-                    for tokens in (10, 300):
+                for tokens in REPLY_TOKENS:
+                    client = VoiceClient(srv.base_url)
+                    try:
+                        await client.connect(f"bench{tokens}")
+                        await asyncio.sleep(0.5)
                         reply = reply_of(tokens)
-                        openai.knobs.reply = reply
                         # The fake sends token k at first_byte + k * token delay; the
                         # STT request pays first_byte too (same fake, same knob).
                         k = tokens_until_first_chunk(reply)
@@ -237,11 +249,11 @@ async def run_fake(turns: int) -> dict[str, Any]:
                         }
                         rows.append(row)
                         out["runs"][str(tokens)] = {**row, "turns_detail": turns_out}
-                finally:
-                    await client.close()
+                    finally:
+                        await client.close()
         finally:
-            await openai.close()
-            await eleven.close()
+            fakes.terminate()
+            await fakes.wait()
     print(
         f"transport round trip (echo) median {rtt * 1000:.1f} ms; "
         f"end-of-turn wait {eot * 1000:.0f} ms (hangover {HANGOVER_MS}); "
