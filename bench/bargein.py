@@ -15,7 +15,7 @@ Both include transport: the speech travels to the server (Opus, its jitter
 buffer) and the last reply frame travels back (Opus, the client's jitter
 buffer). The transport round trip is measured in the same run against the
 bare aiortc echo server (timed from the first voiced frame, see
-``transport_round_trip``); one way is taken as half of it. The segmenter's
+``bench.latency.transport_round_trip``); one way is taken as half of it. The segmenter's
 own decision time (webrtcvad needs ``BARGE_IN_MIN_MS`` of voiced frames of
 this phrase) is computed offline with the same Segmenter, so what is left is
 the server's reaction:
@@ -45,7 +45,7 @@ from bench.common import (
     server_process,
     write_results,
 )
-from bench.latency import frame_rms
+from bench.latency import frame_rms, transport_round_trip
 from media_server.audio.pcm import PcmResampler
 from media_server.audio.vad import Segmenter, SegmenterConfig
 from media_server.ice import configure_host_addresses
@@ -67,34 +67,6 @@ DRAIN_S = 1.5  # after the phrase: let jitter buffers empty before reading the l
 def leading_silence_s(pcm48k: bytes) -> float:
     voiced = np.nonzero(frame_rms(pcm48k, 48000) > VOICED_RMS)[0]
     return voiced[0] * 0.02 if len(voiced) else 0.0
-
-
-async def transport_round_trip(rounds: int) -> list[float]:
-    """Voiced mic audio sent -> the same audio back, through the bare echo server.
-
-    Like ``bench.latency.transport_round_trip``, but timed from the first
-    *voiced* frame sent (that one times from the first frame of the PCM, which
-    for ``speech_48k("test")`` starts with 40 ms below the voiced threshold),
-    and with the echo pinned like the voice server."""
-    tone = speech_48k("test")
-    lead = leading_silence_s(tone)
-    samples: list[float] = []
-    with server_process(["-m", "bench.echo_server"], cpus={SERVER_CPU}) as echo:
-        await echo.wait_ready()
-        client = VoiceClient(echo.base_url)
-        try:
-            await client.connect("echo")
-            await asyncio.sleep(1.0)
-            for _ in range(rounds):
-                first_out = client.mic.on_first_audio()
-                await client.mic.write(tone)
-                client.mic.end_of_reply()
-                sent_at = await asyncio.wait_for(first_out, 5) + lead
-                samples.append(await client.first_voiced_after(sent_at, timeout=5) - sent_at)
-                await asyncio.sleep(1.5)
-        finally:
-            await client.close()
-    return samples
 
 
 def segmenter_decision_s(pcm48k: bytes, barge_in_min_ms: int) -> float:
@@ -150,7 +122,7 @@ async def one_round(client: VoiceClient, speech: bytes, lead_s: float) -> dict[s
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     load_before = load_average()
-    rtts = await transport_round_trip(rounds=args.rtt_rounds)
+    rtts = await transport_round_trip(rounds=args.rtt_rounds, cpus={SERVER_CPU})
     rtt_ms = statistics.median(rtts) * 1000
     speech = speech_48k(PHRASE)
     lead = leading_silence_s(speech)

@@ -123,13 +123,14 @@ def leading_silence_s(mp3: bytes) -> float:
     return voiced[0] * 0.02 if len(voiced) else 0.0
 
 
-async def transport_round_trip(rounds: int = 5) -> list[float]:
-    """Mic frame sent -> same audio back, through a bare aiortc echo server."""
+async def transport_round_trip(rounds: int = 5, cpus: set[int] | None = None) -> list[float]:
+    """First voiced mic frame sent -> the same audio back, through a bare aiortc
+    echo server (pinned to ``cpus`` when given, like the server it stands for)."""
     tone = speech_48k("test")
     voiced = np.nonzero(frame_rms(tone, 48000) > VOICED_RMS)[0]
     lead_in = voiced[0] * 0.02 if len(voiced) else 0.0
     samples: list[float] = []
-    with server_process(["-m", "bench.echo_server"]) as echo:
+    with server_process(["-m", "bench.echo_server"], cpus=cpus) as echo:
         await echo.wait_ready()
         client = VoiceClient(echo.base_url)
         try:
