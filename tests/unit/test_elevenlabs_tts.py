@@ -17,6 +17,7 @@ from media_server.providers.elevenlabs_tts import ElevenLabsTTS
 from tests.fakes.elevenlabs_fake import ElevenLabsFake, start_elevenlabs_fake
 from tests.fakes.http_fake import wait_until
 from tests.fakes.mp3_fixture import mp3_bytes, tone_pcm
+from tests.fakes.providers import provider_factory
 
 KEY = "xi-test-key-0123456789abcdef"
 VOICE = "21m00Tcm4TlvDq8ikWAM"
@@ -32,18 +33,8 @@ async def fake() -> AsyncIterator[ElevenLabsFake]:
 
 @pytest.fixture
 async def make_tts(fake: ElevenLabsFake) -> AsyncIterator[Callable[..., ElevenLabsTTS]]:
-    made: list[ElevenLabsTTS] = []
-
-    def make(**kwargs: Any) -> ElevenLabsTTS:
-        kwargs.setdefault("api_key", KEY)
-        kwargs.setdefault("base_url", fake.base_url)
-        tts = ElevenLabsTTS(**kwargs)
-        made.append(tts)
-        return tts
-
-    yield make
-    for tts in made:
-        await tts.close()
+    async with provider_factory(ElevenLabsTTS, api_key=KEY, base_url=fake.base_url) as make:
+        yield make
 
 
 async def collect(tts: ElevenLabsTTS, text: str = TEXT, voice: str = VOICE) -> list[AudioChunk]:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
 
@@ -14,6 +13,7 @@ from media_server.providers.base import ChatMessage, LanguageModel, ProviderErro
 from media_server.providers.openai_llm import OpenAILLM
 from tests.fakes.http_fake import wait_until
 from tests.fakes.openai_fake import DEFAULT_REPLY, OpenAIFake, start_openai_fake, tokens_of
+from tests.fakes.providers import provider_factory
 
 KEY = "sk-test-llm-0123456789abcdef"
 MESSAGES = [
@@ -33,18 +33,8 @@ async def fake() -> AsyncIterator[OpenAIFake]:
 
 @pytest.fixture
 async def make_llm(fake: OpenAIFake) -> AsyncIterator[Callable[..., OpenAILLM]]:
-    made: list[OpenAILLM] = []
-
-    def make(**kwargs: Any) -> OpenAILLM:
-        kwargs.setdefault("api_key", KEY)
-        kwargs.setdefault("base_url", fake.base_url)
-        llm = OpenAILLM(**kwargs)
-        made.append(llm)
-        return llm
-
-    yield make
-    for llm in made:
-        await llm.close()
+    async with provider_factory(OpenAILLM, api_key=KEY, base_url=fake.base_url) as make:
+        yield make
 
 
 async def collect(llm: OpenAILLM, options: ReplyOptions | None = None) -> list[str]:

@@ -14,6 +14,7 @@ from media_server.providers.openai_stt import OpenAISTT
 from tests.fakes.http_fake import wait_until
 from tests.fakes.mp3_fixture import tone_pcm
 from tests.fakes.openai_fake import OpenAIFake, start_openai_fake
+from tests.fakes.providers import provider_factory
 
 KEY = "sk-test-stt-0123456789abcdef"
 
@@ -31,18 +32,8 @@ async def fake() -> AsyncIterator[OpenAIFake]:
 
 @pytest.fixture
 async def make_stt(fake: OpenAIFake) -> AsyncIterator[Callable[..., OpenAISTT]]:
-    made: list[OpenAISTT] = []
-
-    def make(**kwargs: object) -> OpenAISTT:
-        kwargs.setdefault("api_key", KEY)
-        kwargs.setdefault("base_url", fake.base_url)
-        stt = OpenAISTT(**kwargs)  # type: ignore[arg-type]
-        made.append(stt)
-        return stt
-
-    yield make
-    for stt in made:
-        await stt.close()
+    async with provider_factory(OpenAISTT, api_key=KEY, base_url=fake.base_url) as make:
+        yield make
 
 
 async def test_is_a_speech_to_text(make_stt: Callable[..., OpenAISTT]) -> None:

@@ -15,6 +15,7 @@ from media_server.providers.openai_tts import OpenAITTS
 from tests.fakes.http_fake import wait_until
 from tests.fakes.mp3_fixture import mp3_bytes, tone_pcm
 from tests.fakes.openai_fake import OpenAIFake, start_openai_fake
+from tests.fakes.providers import provider_factory
 
 KEY = "sk-test-tts-0123456789abcdef"
 TEXT = "Good morning, how can I help?"
@@ -29,18 +30,8 @@ async def fake() -> AsyncIterator[OpenAIFake]:
 
 @pytest.fixture
 async def make_tts(fake: OpenAIFake) -> AsyncIterator[Callable[..., OpenAITTS]]:
-    made: list[OpenAITTS] = []
-
-    def make(**kwargs: Any) -> OpenAITTS:
-        kwargs.setdefault("api_key", KEY)
-        kwargs.setdefault("base_url", fake.base_url)
-        tts = OpenAITTS(**kwargs)
-        made.append(tts)
-        return tts
-
-    yield make
-    for tts in made:
-        await tts.close()
+    async with provider_factory(OpenAITTS, api_key=KEY, base_url=fake.base_url) as make:
+        yield make
 
 
 async def collect(tts: OpenAITTS, text: str = TEXT, voice: str = "alloy") -> list[AudioChunk]:
