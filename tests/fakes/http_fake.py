@@ -10,7 +10,9 @@ Misbehaviour knobs (common to every fake):
 
 ====================  ===================================================
 ``api_key``           expected key; a different one gets 401 (None: any)
-``first_byte_delay_s`` wait before the status line (latency to first byte)
+``first_byte_delay_s`` time from the request's arrival to the status line
+                      (reading and parsing the body count toward it, so a
+                      benchmark's fixed provider time is the time it gets)
 ``chunk_delay_s``     wait between body chunks / SSE events
 ``chunk_size``        bytes per chunk for audio bodies
 ``fail_status``       with ``fail_count``: the next K requests get this
@@ -96,6 +98,7 @@ class RecordedRequest:
     finished: bool = False  # the whole body was written
     disconnected: bool = False  # the client left (or the server closed) before the end
     started_at: float = field(default_factory=time.monotonic)
+    peer: tuple[str, int] | None = None  # the client's address: same port, same connection
 
 
 #: Where the middleware leaves the request's record for the route handler.
@@ -212,6 +215,7 @@ class FakeServer:
             raw_path=request.raw_path,
             query=dict(request.query),
             headers={k.lower(): v for k, v in request.headers.items()},
+            peer=request.transport.get_extra_info("peername") if request.transport else None,
         )
         self.requests.append(rec)
         request[REC] = rec
@@ -219,7 +223,7 @@ class FakeServer:
             await self._parse_body(request, rec)
             k = self.knobs
             if k.first_byte_delay_s:
-                await asyncio.sleep(k.first_byte_delay_s)
+                await asyncio.sleep(k.first_byte_delay_s - (time.monotonic() - rec.started_at))
             if k.hang:
                 await self._wait_closing()
                 raise web.HTTPServiceUnavailable()
