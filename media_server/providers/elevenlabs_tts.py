@@ -17,6 +17,7 @@ import httpx
 
 from . import errors
 from .base import AudioChunk
+from .pooling import KEEPALIVE_S, warm_up_imports
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,9 @@ class ElevenLabsTTS:
             headers={"xi-api-key": api_key},
             # The read timeout bounds each gap between chunks, not the whole stream.
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+            limits=httpx.Limits(
+                max_connections=32, max_keepalive_connections=8, keepalive_expiry=KEEPALIVE_S
+            ),
         )
         self._closed = False
 
@@ -120,6 +123,10 @@ class ElevenLabsTTS:
             body=raw[:_ERROR_BODY_LIMIT],
             secrets=(self._api_key,),
         )
+
+    async def warm_up(self) -> None:
+        """Load at start what httpx would load in the first turn."""
+        warm_up_imports()
 
     async def close(self) -> None:
         if not self._closed:

@@ -14,7 +14,6 @@ two guards sit in front of the words reaching the LLM:
 
 from __future__ import annotations
 
-import importlib
 import io
 import logging
 import wave
@@ -24,6 +23,8 @@ import openai
 
 from . import errors
 from .base import Transcript, Utterance
+from .openai_client import make_client
+from .pooling import warm_up_imports
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,7 @@ class OpenAISTT:
         self._verbose = supports_verbose_json(model)
         # Whether the json fallback for a refused verbose_json was already tried.
         self._fallback_tried = False
-        # Retries are turn.py's decision (at most one), so the SDK makes none. A
-        # local OpenAI-compatible server may need no key, but the SDK refuses to
-        # start without one (and would read OPENAI_API_KEY behind our back).
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key or "no-key", base_url=base_url, timeout=timeout_s, max_retries=0
-        )
+        self._client = make_client(api_key=api_key, base_url=base_url, timeout_s=timeout_s)
         self._closed = False
 
     def worth_sending(self, utterance: Utterance) -> bool:
@@ -140,10 +136,9 @@ class OpenAISTT:
         return isinstance(prob, (int, float)) and prob > self._no_speech_threshold
 
     async def warm_up(self) -> None:
-        """The SDK imports its resources and types on first use (~100-200 ms
-        of CPU on the loop, a glitch for every live session): do it at start."""
+        """Load at start what the SDK would load in the first turn."""
         self._client.audio.transcriptions  # noqa: B018 - the attribute access is the lazy import
-        importlib.import_module("openai.types.audio")
+        warm_up_imports("openai.types.audio")
 
     async def close(self) -> None:
         if not self._closed:

@@ -7,14 +7,13 @@ sample-aligned so the consumer never sees half a sample.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator
 
-import openai
-
 from . import errors
 from .base import AudioChunk
+from .openai_client import make_client
+from .pooling import warm_up_imports
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +38,7 @@ class OpenAITTS:
         self._api_key = api_key
         self._model = model
         self._format = response_format
-        # Retries are turn.py's decision (at most one), so the SDK makes none. A
-        # local OpenAI-compatible server may need no key, but the SDK refuses to
-        # start without one (and would read OPENAI_API_KEY behind our back).
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key or "no-key", base_url=base_url, timeout=timeout_s, max_retries=0
-        )
+        self._client = make_client(api_key=api_key, base_url=base_url, timeout_s=timeout_s)
         self._closed = False
 
     async def synthesize(self, text: str, voice: str) -> AsyncIterator[AudioChunk]:
@@ -85,10 +79,9 @@ class OpenAITTS:
             raise errors.bad_output("tts", "empty audio body")
 
     async def warm_up(self) -> None:
-        """The SDK imports its resources and types on first use (~100-200 ms
-        of CPU on the loop, a glitch for every live session): do it at start."""
+        """Load at start what the SDK would load in the first turn."""
         self._client.audio.speech  # noqa: B018 - the attribute access is the lazy import
-        importlib.import_module("openai.types.audio")
+        warm_up_imports("openai.types.audio")
 
     async def close(self) -> None:
         if not self._closed:
