@@ -19,6 +19,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from media_server import protocol
 from media_server.agents import Agent
+from media_server.audio import jitter
 from media_server.audio.inbound import InboundAudio
 from media_server.audio.outbound import AgentAudioTrack
 from media_server.audio.vad import (
@@ -144,6 +145,8 @@ class VoiceSession:
             audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
             if not audio:
                 raise SessionError("the offer has no audio section")
+            for transceiver in audio:  # before any packet arrives: ICE has not started
+                jitter.install(transceiver.receiver)
             pc.addTrack(self.speaker)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
