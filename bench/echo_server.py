@@ -3,7 +3,10 @@
 It answers offers exactly like the voice server (same route, same ICE
 settings) and sends each peer's audio straight back, so a benchmark can
 measure what plain aiortc costs (transport delay, CPU per session, late
-frames) in the same run as our server.
+frames) in the same run as our server. Its audio receivers use the same
+jitter buffer as the voice server's (``media_server.audio.jitter``; pass
+``--receive-buffer aiortc`` for aiortc's own), so the transport it measures is
+the transport both share.
 
     uv run python -m bench.echo_server --port 8090
 """
@@ -20,12 +23,14 @@ import numpy as np
 from aiohttp import web
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
+from media_server.audio import jitter
 from media_server.ice import configure_host_addresses, rtc_configuration
 from media_server.metrics import CONTENT_TYPE, Metrics
 from signaling.app import METRICS_KEY, _watch_loop_lag
 
 PCS_KEY = web.AppKey("pcs", set)
 FRAMES_KEY = web.AppKey("frames", str)
+BUFFER_KEY = web.AppKey("receive_buffer", str)
 LAG_TASK_KEY = web.AppKey("lag_task", list)
 
 
@@ -81,6 +86,10 @@ async def offer(request: web.Request) -> web.Response:
             await pc.close()
 
     await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type="offer"))
+    if request.app[BUFFER_KEY] == "immediate":
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "audio":
+                jitter.install(transceiver.receiver)
     await pc.setLocalDescription(await pc.createAnswer())
     return web.json_response(
         {"sdp": pc.localDescription.sdp, "type": "answer", "session_id": "echo"}
@@ -114,12 +123,13 @@ async def _close_all(app: web.Application) -> None:
             await pc.close()
 
 
-def create_app(frames: str = "raw") -> web.Application:
+def create_app(frames: str = "raw", receive_buffer: str = "immediate") -> web.Application:
     """``frames``: "raw" sends the decoded frames back as they come (the barest
     echo); "mono" relays them as exact-size mono frames (see MonoRelay)."""
     app = web.Application()
     app[PCS_KEY] = set()
     app[FRAMES_KEY] = frames
+    app[BUFFER_KEY] = receive_buffer
     app[METRICS_KEY] = Metrics()
     app[LAG_TASK_KEY] = []
     app.router.add_post("/api/offer", offer)
@@ -131,8 +141,8 @@ def create_app(frames: str = "raw") -> web.Application:
     return app
 
 
-async def _serve(port: int, frames: str) -> None:
-    runner = web.AppRunner(create_app(frames), handle_signals=False)
+async def _serve(port: int, frames: str, receive_buffer: str) -> None:
+    runner = web.AppRunner(create_app(frames, receive_buffer), handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     print(f"echo: listening on http://127.0.0.1:{port}", flush=True)
@@ -149,9 +159,15 @@ def main() -> None:
     parser.add_argument(
         "--frames", choices=("raw", "mono"), default="raw", help="what to send back"
     )
+    parser.add_argument(
+        "--receive-buffer",
+        choices=("immediate", "aiortc"),
+        default="immediate",
+        help="inbound jitter buffer: the voice server's (default) or aiortc's (80 ms prefetch)",
+    )
     args = parser.parse_args()
     configure_host_addresses(("127.0.0.1",))
-    asyncio.run(_serve(args.port, args.frames))
+    asyncio.run(_serve(args.port, args.frames, args.receive_buffer))
 
 
 if __name__ == "__main__":
