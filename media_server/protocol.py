@@ -129,11 +129,13 @@ def llm_response(text: str, turn_id: int, is_final: bool) -> str:
     return encode("llm_response", text=text, is_final=is_final, turn_id=turn_id)
 
 
-def turn_metrics(turn_id: int, **timings_ms: float | None) -> str:
+def turn_metrics(turn_id: int, *, interrupted: bool = False, **timings_ms: float | None) -> str:
+    extra = {"interrupted": True} if interrupted else {}
     return encode(
         "turn_metrics",
         turn_id=turn_id,
         **{k: (None if v is None else round(v, 1)) for k, v in timings_ms.items()},
+        **extra,
     )
 
 

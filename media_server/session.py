@@ -288,6 +288,7 @@ class VoiceSession:
                     reason=reason,
                 )
             )
+            turn.send_metrics(interrupted=True)
         log.info("session %s: turn %s interrupted (%s)", self.session_id, turn.turn_id, reason)
         return True
 

@@ -384,7 +384,7 @@ class Turn:
             self._heard_recorded = True
             ctx.history.add_assistant(self._reply_text)
             self._mark("total_ms")
-            self._send_metrics()
+            self.send_metrics()
             ctx.set_status("idle")
             return TurnResult("completed", transcript, self._reply_text, self.metrics)
         except ProviderError as err:
@@ -400,7 +400,7 @@ class Turn:
                     stage=err.stage,
                 )
             )
-            self._send_metrics()
+            self.send_metrics()
             ctx.set_status("idle")
             return TurnResult("error", transcript, self._reply_text, self.metrics, err)
         except asyncio.CancelledError:
@@ -450,11 +450,13 @@ class Turn:
         remaining_s = speaker.queued_samples / SPEAKER_RATE
         await speaker.wait_until_played(target, timeout=remaining_s + 2.0)
 
-    def _send_metrics(self) -> None:
+    def send_metrics(self, *, interrupted: bool = False) -> None:
+        """Report the stages this turn reached (also when it was cut short:
+        how fast the agent started talking is as true of an interrupted turn)."""
         for name, value in self.metrics.items():
             if value is not None:
                 self.ctx.observe(name, value)
-        self.ctx.send(protocol.turn_metrics(self.turn_id, **self.metrics))
+        self.ctx.send(protocol.turn_metrics(self.turn_id, interrupted=interrupted, **self.metrics))
 
 
 async def _aclose(stream: AsyncIterator[Any] | None) -> None:

@@ -63,6 +63,7 @@ async def test_speaking_over_the_agent_stops_it_and_history_keeps_the_heard_part
         speak = asyncio.create_task(client.say(speech_48k("wait, stop, I have a question")))
         cut = await client.wait_for("llm_response", since=since, interrupted=True, timeout=10)
         cut_at = client.event_times[client.events.index(cut)]
+        await client.wait_for("status_update", since=since, status="listening", timeout=5)
         types = client.types(since)
         assert types.index("status:speaking") < types.index("status:listening")
         heard = cut["text"]
@@ -73,7 +74,11 @@ async def test_speaking_over_the_agent_stops_it_and_history_keeps_the_heard_part
         await asyncio.sleep(1.5)
         # Reply audio stopped: nothing voiced arrives once the jitter buffer drained.
         assert client.voiced_frames_after(cut_at + 0.5) == 0
-        assert "turn_metrics" not in client.types(since)
+        # The cut turn still reports how fast it started talking, marked as cut.
+        [metrics] = [e for e in client.events[since:] if e["type"] == "turn_metrics"]
+        assert metrics["turn_id"] == cut["turn_id"] and metrics["interrupted"] is True
+        assert metrics["first_token_ms"] <= metrics["first_audio_ms"]
+        assert "total_ms" not in metrics  # it never finished
 
         # The next turn's request carries only what was heard, not the whole reply.
         openai.knobs.reply = "Sure, go ahead."

@@ -67,6 +67,13 @@ def test_encoders_produce_contract_shapes():
         "transcript_ms": 12.3,
         "first_audio_ms": None,
     }
+    cut = json.loads(protocol.turn_metrics(4, interrupted=True, first_audio_ms=310.04))
+    assert cut == {
+        "type": "turn_metrics",
+        "turn_id": 4,
+        "first_audio_ms": 310.0,
+        "interrupted": True,
+    }
     error = json.loads(protocol.error("Try again", "stt_timeout", retryable=True, stage="stt"))
     assert error == {
         "type": "error",
