@@ -23,7 +23,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 # Turn-stage latencies (ms): voice agents live between 100 ms and a few seconds.
 _LATENCY_BUCKETS_MS = (25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000)
 # Event-loop lag (ms): above ~20 ms outbound audio frames start leaving late.
-_LAG_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+_LAG_BUCKETS_MS = (1, 2, 5, 10, 15, 20, 30, 50, 100, 200, 500, 1000)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -63,6 +63,11 @@ class Metrics:
             "Milliseconds from end of user speech to each stage of a turn",
             ["stage"],
             buckets=_LATENCY_BUCKETS_MS,
+            registry=r,
+        )
+        self.outbound_late = Counter(
+            "voice_agent_outbound_frames_late",
+            "Agent audio frames sent more than 20 ms behind schedule (an overloaded loop)",
             registry=r,
         )
         self.loop_lag = Histogram(

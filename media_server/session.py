@@ -93,7 +93,7 @@ class VoiceSession:
         self._on_closed = on_closed
 
         self.pc = RTCPeerConnection(configuration=rtc_configuration(settings.ice_servers))
-        self.speaker = AgentAudioTrack()
+        self.speaker = AgentAudioTrack(on_late=metrics.outbound_late.inc)
         self.segmenter = Segmenter(segmenter_config(settings), on_audio=self._on_turn_audio)
         # A turn being decoded while it is spoken, when the STT engine streams.
         self._stt_stream: SpeechToTextStream | None = None

@@ -41,6 +41,9 @@ class AgentAudioTrack(MediaStreamTrack):
     # Later than this behind the schedule (loop stall, slow consumer), start a
     # new schedule from now instead of bursting the backlog at the browser.
     MAX_LAG_S = 0.1
+    # A frame leaving more than this behind its schedule is late: the browser's
+    # jitter buffer may have to stretch or conceal (an overloaded loop).
+    LATE_S = 0.02
     TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
     _SILENCE = bytes(FRAME_BYTES)
 
@@ -50,11 +53,14 @@ class AgentAudioTrack(MediaStreamTrack):
         max_queued_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        on_late: Callable[[], object] = lambda: None,
     ) -> None:
-        """``clock``/``sleep`` are injectable so tests pace deterministically."""
+        """``clock``/``sleep`` are injectable so tests pace deterministically;
+        ``on_late()`` runs for each frame that leaves late (a metric)."""
         super().__init__()
         self._clock = clock
         self._sleep = sleep
+        self._on_late = on_late
         self._max_queued_samples = max(self.FRAME_SAMPLES, int(max_queued_s * self.SAMPLE_RATE))
         # (frame bytes, real samples in it): a padded last frame has fewer.
         self._queue: deque[tuple[bytes, int]] = deque()
@@ -74,6 +80,7 @@ class AgentAudioTrack(MediaStreamTrack):
         self.played_samples = 0  # real (non-filler) samples returned by recv()
         self.frames_sent = 0
         self.silence_frames = 0
+        self.late_frames = 0
         self.reanchors = 0
 
     # -- state --------------------------------------------------------------
@@ -117,7 +124,11 @@ class AgentAudioTrack(MediaStreamTrack):
         delay = self._anchor + self._n * self.FRAME_S - now
         if delay > 0:
             await self._sleep(delay)
-        elif -delay > self.MAX_LAG_S:
+            return
+        if -delay > self.LATE_S:
+            self.late_frames += 1
+            self._on_late()
+        if -delay > self.MAX_LAG_S:
             self.reanchors += 1
             # Keep RTP time on the wall clock: the browser then sees a gap it
             # conceals, not audio arriving late, which would grow its jitter

@@ -98,6 +98,7 @@ async def test_text_input_gives_a_full_turn(server, leak_check):
         assert 'voice_agent_turn_stage_ms_count{stage="first_audio"} 1.0' in metrics
         assert "voice_agent_sessions_active 1.0" in metrics
         assert "voice_agent_event_loop_lag_ms_count" in metrics
+        assert "voice_agent_outbound_frames_late_total" in metrics
     finally:
         await client.close()
     for _ in range(100):

@@ -103,6 +103,20 @@ async def test_small_lag_catches_up_large_lag_reanchors() -> None:
     assert after.pts - before.pts >= 45 * FRAME
 
 
+async def test_frames_leaving_behind_schedule_are_counted_late() -> None:
+    late: list[int] = []
+    track, clock = make(on_late=lambda: late.append(1))
+    await track.recv()
+    clock.t += 0.015  # within a frame's slack: not late
+    await track.recv()
+    clock.t += 0.07  # frames 2, 3, 4 leave 50, 30 and 10 ms behind schedule
+    for _ in range(3):
+        await track.recv()
+    assert track.late_frames == len(late) == 2
+    await track.recv()  # back on schedule
+    assert track.late_frames == 2
+
+
 async def test_real_clock_paces_loosely() -> None:
     track = AgentAudioTrack()
     t0 = time.monotonic()
