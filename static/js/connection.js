@@ -11,6 +11,9 @@ const LOST_AFTER_MS = 6000;
 // guards against a browser that never reports "complete".
 const GATHER_CAP_MS = 3000;
 const OPEN_TIMEOUT_MS = 15000; // matches the server's connect deadline
+// Stop pressed mid-start: how long we still wait for the channel, only to
+// tell the server to free the session (see hangUpAfterStart).
+const HANG_UP_WAIT_MS = 3000;
 
 // Events: "message" (detail: a server event), "track" (detail: MediaStream),
 // "lost" (detail: why), "ended" (detail: the server's reason).
@@ -21,13 +24,16 @@ export class VoiceConnection extends EventTarget {
     this.channel = null;
     this.sessionId = null;
     this.closed = false;
+    this.starting = false; // the offer is out and the channel not yet open
+    this.stopping = new AbortController(); // aborted by close(): cuts waits short
     this.connected = false; // data channel open; "lost" only means something after this
     this.endedByServer = false; // a session_end arrived: the close that follows is expected
     this.unansweredSince = null; // when the oldest unanswered ping left
     this.pingTimer = null;
   }
 
-  async connect(agentId, stream, { token } = {}) {
+  // The access token, if any, is api.js's to send (postOffer).
+  async connect(agentId, stream) {
     // No iceServers: the server offers its own host candidates, and a public
     // STUN server would be a surprise on a closed network.
     const pc = (this.pc = new RTCPeerConnection({ iceServers: [] }));
@@ -48,13 +54,31 @@ export class VoiceConnection extends EventTarget {
     await pc.setLocalDescription(await pc.createOffer());
     await gatheringComplete(pc);
     if (this.closed) return;
-    const answer = await postOffer({ sdp: pc.localDescription.sdp, agentId, token });
+    this.starting = true;
+    try {
+      const answer = await postOffer({ sdp: pc.localDescription.sdp, agentId });
+      this.sessionId = answer.session_id;
+      await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+      await channelOpen(pc, channel, OPEN_TIMEOUT_MS, this.stopping.signal);
+    } finally {
+      this.starting = false;
+      if (this.closed) this.hangUpAfterStart();
+    }
     if (this.closed) return;
-    this.sessionId = answer.session_id;
-    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
-    await channelOpen(pc, channel, OPEN_TIMEOUT_MS);
     this.connected = true;
     this.startPinging();
+  }
+
+  // Stop was pressed after the offer went out. An answer means the server
+  // opened a session for it, and no HTTP route ends one: dropping the answer
+  // would leave that session (and a MAX_SESSIONS slot) held until the
+  // server's connect deadline (CONNECT_TIMEOUT_S, 15 s). So connect() still
+  // applied the answer and waited, at most HANG_UP_WAIT_MS after Stop, for
+  // the channel: if it opened, end_session frees the session now; if not,
+  // closing is all that is left to do.
+  hangUpAfterStart() {
+    const notify = this.channel && this.channel.readyState === "open";
+    this.hangUp({ notify });
   }
 
   send(message) {
@@ -109,6 +133,13 @@ export class VoiceConnection extends EventTarget {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.pingTimer);
+    this.stopping.abort();
+    // Mid-start the peer connection is still needed to reach the server's
+    // session: connect() hangs up when its start ends (hangUpAfterStart).
+    if (!this.starting) this.hangUp({ notify });
+  }
+
+  hangUp({ notify }) {
     if (notify) this.send({ type: "end_session" });
     const pc = this.pc;
     // Give end_session a moment to leave before the transport goes away.
@@ -134,11 +165,14 @@ function gatheringComplete(pc) {
   });
 }
 
-function channelOpen(pc, channel, timeoutMs) {
+// Rejects after timeoutMs, or HANG_UP_WAIT_MS after `stopping` aborts:
+// once Stop is pressed, the channel is only worth a short wait.
+function channelOpen(pc, channel, timeoutMs, stopping) {
   if (channel.readyState === "open") return Promise.resolve();
   return new Promise((resolve, reject) => {
     const finish = (err) => {
       clearTimeout(timer);
+      stopping.removeEventListener("abort", shorten);
       channel.removeEventListener("open", onOpen);
       channel.removeEventListener("close", onClose);
       pc.removeEventListener("connectionstatechange", onState);
@@ -149,10 +183,14 @@ function channelOpen(pc, channel, timeoutMs) {
     const onState = () =>
       pc.connectionState === "failed" &&
       finish(new Error("The audio connection to the server failed. A firewall may be blocking it."));
-    const timer = setTimeout(
-      () => finish(new Error("The audio connection didn't come up in time. A firewall may be blocking it.")),
-      timeoutMs,
-    );
+    const timeout = () =>
+      finish(new Error("The audio connection didn't come up in time. A firewall may be blocking it."));
+    let timer = setTimeout(timeout, stopping.aborted ? HANG_UP_WAIT_MS : timeoutMs);
+    const shorten = () => {
+      clearTimeout(timer);
+      timer = setTimeout(timeout, HANG_UP_WAIT_MS);
+    };
+    stopping.addEventListener("abort", shorten);
     channel.addEventListener("open", onOpen);
     channel.addEventListener("close", onClose);
     pc.addEventListener("connectionstatechange", onState);
