@@ -44,23 +44,45 @@ export function fetchAgents() {
 
 // An access token from the link (/?token=...), when the server asks for one
 // (AUTH_SECRET). Taken out of the address bar at once so it is not
-// bookmarked or shared; it opens one session.
-const accessToken = (() => {
+// bookmarked, shared or shown on screen. It opens one session: the server
+// spends it when it accepts an offer, and refuses it from then on.
+const accessToken = takeTokenFromUrl();
+let linkUsedUp = false;
+
+function takeTokenFromUrl() {
   const url = new URL(location.href);
   const token = url.searchParams.get("token");
   if (token !== null) {
     url.searchParams.delete("token");
     history.replaceState(history.state, "", url);
   }
-  return token;
-})();
+  return token || null;
+}
 
-export function postOffer({ sdp, agentId }) {
+// The server's verdicts after which this token can never open a session.
+// Any other refusal (busy, rate limit, network) leaves it unspent: the
+// server only spends a token on an offer it accepts.
+const DEAD_TOKEN_CODES = new Set(["token_used", "token_expired", "token_invalid"]);
+
+// True once the page's one-use link can no longer start a call: retrying
+// would only resend a dead token, so the page asks for a new link instead.
+export function accessLinkUsedUp() {
+  return linkUsedUp;
+}
+
+export async function postOffer({ sdp, agentId }) {
   const body = { sdp, type: "offer", agent_id: agentId };
   if (accessToken) body.token = accessToken;
-  return call("/api/offer", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
+  try {
+    const answer = await call("/api/offer", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (accessToken) linkUsedUp = true;
+    return answer;
+  } catch (err) {
+    if (accessToken && DEAD_TOKEN_CODES.has(err.code)) linkUsedUp = true;
+    throw err;
+  }
 }

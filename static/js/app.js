@@ -1,7 +1,7 @@
 // The demo page: wires the agent picker, the call buttons, the microphone,
 // one VoiceConnection at a time, and the views that show what the server says.
 
-import { fetchAgents } from "./api.js";
+import { accessLinkUsedUp, fetchAgents } from "./api.js";
 import { VoiceConnection } from "./connection.js";
 import { ConversationView } from "./conversation.js";
 import { LevelMeter, MicError, openMic, silentStream } from "./mic.js";
@@ -40,20 +40,17 @@ const END_REASONS = {
   shutdown: "The server is shutting down.",
 };
 
-// A server with AUTH_SECRET is opened through a link carrying a one-session
-// token. Take it out of the address bar at once, so it isn't bookmarked,
-// shared or shown on screen; the server refuses it after one use anyway.
-const accessToken = takeTokenFromUrl();
+// A server with AUTH_SECRET is opened through a link whose token opens one
+// session (api.js keeps it). Once used, Start again or Reconnect would only
+// be refused, so the page says what will work instead.
+const NEW_LINK = "This link was for one conversation. Ask for a new link to talk again.";
 
-function takeTokenFromUrl() {
-  const url = new URL(location.href);
-  const token = url.searchParams.get("token");
-  if (token) {
-    url.searchParams.delete("token");
-    history.replaceState(null, "", url);
-  }
-  return token;
-}
+// The server speaks of access tokens; the person holds a link.
+const LINK_ERRORS = {
+  token_used: NEW_LINK,
+  token_expired: "This link has expired. Ask for a new one.",
+  token_invalid: "This link isn't valid. Ask for a new one.",
+};
 
 const TALKING = new Set(["processing", "generating_audio", "speaking"]);
 
@@ -72,6 +69,7 @@ const state = {
   lastTurnTyped: false,
   lastTyped: "",
   keyboardStart: false,
+  toldLinkUsedUp: false, // the page said a new link is needed (once is enough)
 };
 
 // ---- rendering --------------------------------------------------------
@@ -80,8 +78,11 @@ function render() {
   const connected = state.phase === "connected";
   const busy = state.phase === "connecting";
   setStatus(el.status, connected ? state.serverStatus : state.phase);
-  el.start.disabled = busy || connected || !el.agent.value;
-  el.agent.disabled = busy || state.agents.size === 0; // switching mid-connect would race
+  const linkUsedUp = accessLinkUsedUp(); // another session would need a new link
+  el.start.disabled = busy || connected || !el.agent.value || linkUsedUp;
+  // Switching mid-connect would race; switching on a used link would end the
+  // call and then be refused.
+  el.agent.disabled = busy || state.agents.size === 0 || linkUsedUp;
   el.stop.disabled = !(busy || connected);
   el.interrupt.disabled = !(connected && TALKING.has(state.serverStatus));
   el.input.disabled = !connected;
@@ -167,22 +168,18 @@ async function start(agentId, { typingOnly = false } = {}) {
   conn.addEventListener("lost", (e) => conn === state.conn && onLost(e.detail));
   conn.addEventListener("ended", (e) => conn === state.conn && onEnded(e.detail));
   try {
-    await conn.connect(agentId, state.stream, { token: accessToken });
+    await conn.connect(agentId, state.stream);
   } catch (err) {
-    if (conn !== state.conn || conn.closed) return; // Stop was pressed meanwhile
+    if (conn !== state.conn || conn.closed) return stoppedWhileStarting();
     conn.close({ notify: false });
     state.conn = null;
     state.phase = "disconnected";
     stopMic();
     render();
-    const retry = err.retryable !== false;
-    banner.show(err.message || "Couldn't start the call.", {
-      scope: "connect",
-      actions: retry ? [{ label: "Try again", testid: "retry-button", run: () => start(agentId, { typingOnly }) }] : [],
-    });
+    showStartFailed(err, () => start(agentId, { typingOnly }));
     return;
   }
-  if (conn !== state.conn) return;
+  if (conn !== state.conn) return stoppedWhileStarting();
   state.phase = "connected";
   state.poller = new StatsPoller(conn.pc, (stats) => showNetwork(el.network, stats));
   render();
@@ -190,6 +187,33 @@ async function start(agentId, { typingOnly = false } = {}) {
   // is where they act next. Not after a tap — a phone would pop its keyboard
   // over the conversation of someone who meant to speak.
   if (state.typingOnly || state.keyboardStart) el.input.focus();
+}
+
+function showStartFailed(err, retry) {
+  const message = err.message || "Couldn't start the call.";
+  const linkError = LINK_ERRORS[err.code];
+  if (linkError) {
+    banner.show(linkError, { scope: "connect" }); // the link is dead: nothing to retry
+  } else if (accessLinkUsedUp()) {
+    // The server accepted the offer, spending the link, and then the call
+    // didn't come up: a retry would only be refused.
+    showLinkUsedUp(message, "error");
+  } else {
+    const retryable = err.retryable !== false;
+    banner.show(message, {
+      scope: "connect",
+      actions: retryable ? [{ label: "Try again", testid: "retry-button", run: retry }] : [],
+    });
+  }
+}
+
+// Stop was pressed while a start was under way, and the offer may still
+// have spent a one-use link (the server accepted it just after): if so, the
+// page, already stopped, now says so and stops offering Start.
+function stoppedWhileStarting() {
+  if (state.phase !== "disconnected" || !accessLinkUsedUp() || state.toldLinkUsedUp) return;
+  render();
+  showLinkUsedUp("");
 }
 
 // Ends the current session; the mic stays on only when another session is
@@ -225,7 +249,8 @@ function stop() {
   state.phase = "disconnected";
   if (wasConnected) conversation.note("Call ended.");
   render();
-  el.start.focus();
+  if (accessLinkUsedUp()) showLinkUsedUp("");
+  else el.start.focus();
 }
 
 function reconnect() {
@@ -267,10 +292,7 @@ function onLost(why) {
   state.phase = "lost";
   render();
   conversation.note("Connection lost.", "error");
-  banner.show(`Lost the connection to the server. ${why}`, {
-    scope: "session",
-    actions: [{ label: "Reconnect", testid: "reconnect-button", run: reconnect }],
-  });
+  offerAnotherCall(`Lost the connection to the server. ${why}`, { kind: "error", label: "Reconnect" });
 }
 
 function onEnded(reason) {
@@ -282,13 +304,31 @@ function onEnded(reason) {
   // is down, say): keep those words and offer a fresh start under them.
   const known = END_REASONS[reason];
   const message = known || (banner.visible ? banner.message : "");
-  if (message) {
+  offerAnotherCall(message, { kind: known ? "info" : "error", label: "Start again" });
+}
+
+// After a call ended or was lost: a button for the next one — unless the
+// page's one-use link is spent, when that button could only be refused.
+function offerAnotherCall(message, { kind, label }) {
+  if (accessLinkUsedUp()) {
+    showLinkUsedUp(message, kind);
+  } else if (message) {
     banner.show(message, {
       scope: "session",
-      kind: known ? "info" : "error",
-      actions: [{ label: "Start again", testid: "reconnect-button", run: reconnect }],
+      kind,
+      actions: [{ label, testid: "reconnect-button", run: reconnect }],
     });
   }
+}
+
+// Said in the conversation too, so it outlives a dismissed banner.
+function showLinkUsedUp(message, kind = "info") {
+  state.toldLinkUsedUp = true;
+  conversation.note(NEW_LINK);
+  banner.show(message ? `${message} ${NEW_LINK}` : NEW_LINK, {
+    scope: "session",
+    kind: message ? kind : "info",
+  });
 }
 
 // ---- server events ----------------------------------------------------

@@ -3,6 +3,7 @@ the in-process server on loopback (DESIGN.md §9)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -316,27 +317,115 @@ async def test_busy_server_says_so_and_retry_connects(server_factory, browser, t
     assert len(refused) == 1 and await health_sessions(server.base_url) == 1
 
 
-async def test_access_token_from_the_link_opens_one_session(server_factory, browser, tmp_path):
+async def test_stop_while_connecting_ends_the_server_session(server_factory, browser, tmp_path):
+    # A connect deadline far beyond the test's own: only the page hanging up
+    # can free the session in time.
+    server = await server_factory(CONNECT_TIMEOUT_S=60)
+    context = await browser(write_wav(tmp_path / "quiet.wav", silence(2)))
+    page = await open_page(context, server.base_url)
+    stopped = asyncio.Event()
+
+    async def hold_answer(route):
+        # The server has opened the session; the page sees its answer only
+        # once Stop was pressed.
+        response = await route.fetch()
+        await stopped.wait()
+        await route.fulfill(response=response)
+
+    await page.route("**/api/offer", hold_answer)
+    await page.get_by_test_id("start-button").click()
+    await wait_sessions(server.base_url, 1)
+    await expect_status(page, "connecting")
+    await page.get_by_test_id("stop-button").click()
+    await expect_status(page, "disconnected")
+    stopped.set()
+
+    await wait_sessions(server.base_url, 0, timeout=15)
+    await expect_status(page, "disconnected")
+    await expect(page.get_by_test_id("start-button")).to_be_enabled()
+    await expect(page.get_by_test_id("text-input")).to_be_disabled()
+    await expect(page.get_by_test_id("error")).to_be_hidden()
+
+
+TOKEN_SECRET = "e2e-secret-0123456789abcdef"
+
+
+async def open_with_token(context, base_url: str, agent_id: str) -> Page:
     from signaling.tokens import mint_token
 
-    secret = "e2e-secret-0123456789abcdef"
-    server = await server_factory(AUTH_SECRET=secret)
-    context = await browser(write_wav(tmp_path / "quiet.wav", silence(2)))
-    browser.errors.allow("status of 401")
-    token = mint_token(secret, 60)
     page = context.pages[0]
-    await page.goto(f"{server.base_url}/?agent=sales&token={token}")
+    await page.goto(f"{base_url}/?agent={agent_id}&token={mint_token(TOKEN_SECRET, 60)}")
     await expect(page.get_by_test_id("start-button")).to_be_enabled()
     assert "token" not in page.url  # taken out of the address bar
-    await expect(page.get_by_test_id("agent-select")).to_have_value("sales")
+    await expect(page.get_by_test_id("agent-select")).to_have_value(agent_id)
+    return page
 
-    await start_call(page, "sales")
-    await page.get_by_test_id("stop-button").click()
-    await wait_sessions(server.base_url, 0)
-    # The token opened its one session; the server's words say what to do.
+
+async def expect_new_link_needed(page: Page) -> None:
+    """The call on a one-use link is over: the page says a new link is needed
+    and offers nothing that would resend the spent token."""
+    banner = page.get_by_test_id("error")
+    await expect(banner).to_contain_text("new link")
+    await expect(page.get_by_test_id("transcript")).to_contain_text("new link")
+    again = re.compile("again|reconnect", re.IGNORECASE)
+    await expect(banner.get_by_role("button", name=again)).to_have_count(0)
+    await expect(page.get_by_test_id("start-button")).to_be_disabled()
+    await expect(page.get_by_test_id("agent-select")).to_be_disabled()
+    await expect(banner).not_to_contain_text("already used")
+
+
+async def test_one_use_link_retries_until_used_then_asks_for_a_new_link(
+    server_factory, browser, tmp_path
+):
+    server = await server_factory(AUTH_SECRET=TOKEN_SECRET)
+    context = await browser(write_wav(tmp_path / "quiet.wav", silence(2)))
+    browser.errors.allow("net::ERR_FAILED")
+    page = await open_with_token(context, server.base_url, "sales")
+
+    # The offer never reached the server, so the token is still unused:
+    # trying again is the right offer, and it works.
+    await page.route("**/api/offer", lambda route: route.abort(), times=1)
     await page.get_by_test_id("start-button").click()
-    await expect(page.get_by_test_id("error")).to_contain_text("already used")
+    await expect(page.get_by_test_id("error")).to_contain_text("Couldn't reach the server")
+    await page.get_by_test_id("retry-button").click()
+    await expect_status(page, "idle", timeout=15_000)
+    await expect(page.get_by_test_id("error")).to_be_hidden()
+
+    # The token opened its one session: after Stop the page says so.
+    await page.get_by_test_id("stop-button").click()
     await expect_status(page, "disconnected")
+    await wait_sessions(server.base_url, 0)
+    await expect_new_link_needed(page)
+
+
+@pytest.mark.parametrize("ending", ["ended", "lost"])
+async def test_one_use_link_ended_or_lost_asks_for_a_new_link(
+    server_factory, browser, tmp_path, monkeypatch, ending: str
+):
+    if ending == "ended":  # the server ends the call on its own
+        server = await server_factory(AUTH_SECRET=TOKEN_SECRET, IDLE_TIMEOUT_S=3)
+    else:  # the server stops answering pings
+        server = await server_factory(AUTH_SECRET=TOKEN_SECRET)
+        monkeypatch.setattr(VoiceSession, "_on_message", deaf_to_pings(VoiceSession._on_message))
+    context = await browser(write_wav(tmp_path / "quiet.wav", silence(2)))
+    page = await open_with_token(context, server.base_url, "receptionist")
+
+    await page.get_by_test_id("start-button").click()
+    await expect(page.get_by_test_id("transcript")).to_contain_text("Connected to")
+    await expect_status(page, ending, timeout=15_000)
+    await wait_sessions(server.base_url, 0)
+    await expect_new_link_needed(page)
+
+
+def deaf_to_pings(on_message):
+    """Wraps ``VoiceSession._on_message`` so the server never answers a ping:
+    to the page the link has gone quiet."""
+
+    def handler(self, raw):
+        if '"ping"' not in str(raw):
+            on_message(self, raw)
+
+    return handler
 
 
 async def test_lost_connection_offers_reconnect_with_the_same_agent(
@@ -344,13 +433,7 @@ async def test_lost_connection_offers_reconnect_with_the_same_agent(
 ):
     server = await server_factory()
     # The server stops answering pings: to the page the link has gone quiet.
-    original = VoiceSession._on_message
-
-    def deaf_to_pings(self, raw):
-        if '"ping"' not in str(raw):
-            original(self, raw)
-
-    monkeypatch.setattr(VoiceSession, "_on_message", deaf_to_pings)
+    monkeypatch.setattr(VoiceSession, "_on_message", deaf_to_pings(VoiceSession._on_message))
     context = await browser(write_wav(tmp_path / "quiet.wav", silence(2)))
     page = await open_page(context, server.base_url)
     await start_call(page, "sales")
