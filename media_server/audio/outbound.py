@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from media_server.audio.level import SILENT
+
 log = logging.getLogger(__name__)
 
 
@@ -140,7 +142,9 @@ class AgentAudioTrack(MediaStreamTrack):
     def _next_frame(self) -> av.AudioFrame:
         if not self._queue:
             self.silence_frames += 1
-            return self._make_frame(self._SILENCE)
+            frame = self._make_frame(self._SILENCE)
+            frame.opaque = SILENT  # its audio level needs no computing
+            return frame
         data, real = self._queue.popleft()
         self._queued_samples -= real
         self.played_samples += real

@@ -31,3 +31,21 @@ def test_install_replaces_aiortcs_function():
 
     level.install()
     assert rtp.compute_audio_level_dbov is level.compute_audio_level_dbov
+
+
+async def test_the_agent_tracks_silence_is_marked_and_its_level_not_computed():
+    from media_server.audio.outbound import AgentAudioTrack
+
+    track = AgentAudioTrack()
+    silence = await track.recv()
+    assert silence.opaque is level.SILENT
+    assert level.compute_audio_level_dbov(silence) == level.original()(silence) == -127
+    await track.write(bytes(frame(np.full(960, 3000)).planes[0])[:1920])
+    speech = await track.recv()
+    assert speech.opaque is None
+    assert level.compute_audio_level_dbov(speech) == level.original()(speech) > -127
+    # The mark, not the samples, decides: a marked frame is not even read.
+    loud = frame(np.full(960, 20000))
+    loud.opaque = level.SILENT
+    assert level.compute_audio_level_dbov(loud) == -127
+    track.stop()
