@@ -23,6 +23,10 @@ measured after all are connected and settled) it reports:
   upper bound of its bucket. Polling /metrics during the window would charge
   the server a render each time, and the voice server's, with its stage
   histograms, costs more than the echo's;
+- sent late (voice only): frames the server's own track sent more than 20 ms
+  behind schedule (``voice_agent_outbound_frames_late_total``). Late frames at
+  the clients with none sent late point past the track: the encoder pool, the
+  sockets, the clients;
 - turns completed (``turn_metrics`` events) and interrupted ones (voice only);
 - the client side: this process's CPU, its own loop lag, and how often the
   clients' microphones sent a frame > 20 ms late. If these are high the step
@@ -315,7 +319,19 @@ async def run_step(
             snap = await read_loop_lag(http, server.base_url)
             if snap is not None and snap.gauge is not None:
                 polled.append(snap.gauge)
-        lag = lag_stats(lag0, await read_loop_lag(http, server.base_url), polled)
+        lag1 = await read_loop_lag(http, server.base_url)
+        lag = lag_stats(lag0, lag1, polled)
+        # Frames the server itself sent late: when clients see late frames and
+        # this stays 0, the delay is after the track (encoder pool, sockets).
+        sent_late = (
+            lag1.late_frames - lag0.late_frames
+            if kind == "voice"  # the echo serves the metric but has no schedule to miss
+            and lag0
+            and lag1
+            and lag0.late_frames is not None
+            and lag1.late_frames is not None
+            else None
+        )
         wall = time.monotonic() - t0
         srv_cpu, own_cpu = cpu_seconds(server.pid) - srv0, self_cpu_seconds() - own0
         busy = cpu_busy_pct(ticks0, cpu_busy_ticks())
@@ -354,6 +370,7 @@ async def run_step(
         "lost_pct": 100 * lost / (frames + lost) if frames + lost else 0.0,
         "jitter_p99_ms": percentile([t["p99_ms"] for t in timing], 50),
         "lag_p99_ms": lag["p99_ms"],
+        "sent_late": sent_late,
         "lag_mean_ms": lag["mean_ms"],
         "turns": sum(e["type"] == "turn_metrics" for e in new_events) if kind == "voice" else None,
         "interrupted": (
@@ -431,6 +448,7 @@ COLUMNS = [
     "lost_pct",
     "jitter_p99_ms",
     "lag_p99_ms",
+    "sent_late",
     "turns",
     "interrupted",
     "client_cpu_pct",

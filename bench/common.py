@@ -84,6 +84,7 @@ def pin_cpus(cpus: set[int]) -> set[int] | None:
 
 
 LAG_METRIC = "voice_agent_event_loop_lag_ms"
+LATE_METRIC = "voice_agent_outbound_frames_late_total"
 
 
 @dataclass
@@ -95,6 +96,9 @@ class LagSnapshot:
     buckets: dict[float, float] = field(default_factory=dict)
     count: float = 0.0
     total: float = 0.0
+    # The voice server's count of agent frames sent > 20 ms behind schedule
+    # (None from a server without it, like the echo).
+    late_frames: float | None = None
 
 
 async def read_loop_lag(http: aiohttp.ClientSession, base_url: str) -> LagSnapshot | None:
@@ -106,6 +110,8 @@ async def read_loop_lag(http: aiohttp.ClientSession, base_url: str) -> LagSnapsh
         return None
     snap = LagSnapshot()
     for line in text.splitlines():
+        if line.startswith(f"{LATE_METRIC} "):
+            snap.late_frames = float(line.rpartition(" ")[2])
         if not line.startswith(LAG_METRIC):
             continue
         name, _, value = line.rpartition(" ")
