@@ -102,7 +102,8 @@ class LagSnapshot:
 
 
 async def read_loop_lag(http: aiohttp.ClientSession, base_url: str) -> LagSnapshot | None:
-    """The server's ``voice_agent_event_loop_lag_ms`` from /metrics (None if absent)."""
+    """The server's ``voice_agent_event_loop_lag_ms`` from /metrics (None if
+    absent), and its count of late agent frames when it keeps one."""
     try:
         async with http.get(f"{base_url}/metrics", timeout=aiohttp.ClientTimeout(total=2)) as r:
             text = await r.text()

@@ -87,9 +87,7 @@ async def offer(request: web.Request) -> web.Response:
 
     await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type="offer"))
     if request.app[BUFFER_KEY] == "immediate":
-        for transceiver in pc.getTransceivers():
-            if transceiver.kind == "audio":
-                jitter.install(transceiver.receiver)
+        jitter.install_on(pc)
     await pc.setLocalDescription(await pc.createAnswer())
     return web.json_response(
         {"sdp": pc.localDescription.sdp, "type": "answer", "session_id": "echo"}

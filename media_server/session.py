@@ -145,8 +145,7 @@ class VoiceSession:
             audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
             if not audio:
                 raise SessionError("the offer has no audio section")
-            for transceiver in audio:  # before any packet arrives: ICE has not started
-                jitter.install(transceiver.receiver)
+            jitter.install_on(pc)  # before any packet arrives: ICE has not started
             pc.addTrack(self.speaker)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)

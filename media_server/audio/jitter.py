@@ -71,3 +71,14 @@ def install(receiver: Any) -> bool:
         return False
     setattr(receiver, _ATTRIBUTE, ImmediateAudioJitterBuffer())
     return True
+
+
+def install_on(pc: Any) -> None:
+    """Give every audio receiver of a peer connection the immediate buffer.
+
+    Call it after ``setRemoteDescription`` (the transceivers exist) and before
+    ICE completes (no packet has arrived yet).
+    """
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "audio":
+            install(transceiver.receiver)

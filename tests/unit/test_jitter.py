@@ -99,6 +99,22 @@ async def test_install_replaces_an_audio_receivers_buffer() -> None:
         await pc.close()
 
 
+async def test_install_on_gives_every_audio_receiver_of_a_connection_the_buffer() -> None:
+    pc = RTCPeerConnection()
+    try:
+        audio = [pc.addTransceiver("audio", direction="recvonly") for _ in range(2)]
+        video = pc.addTransceiver("video", direction="recvonly")
+        jitter.install_on(pc)
+        for transceiver in audio:
+            assert isinstance(
+                transceiver.receiver._RTCRtpReceiver__jitter_buffer,  # type: ignore[attr-defined]
+                ImmediateAudioJitterBuffer,
+            )
+        assert type(video.receiver._RTCRtpReceiver__jitter_buffer) is JitterBuffer  # type: ignore[attr-defined]
+    finally:
+        await pc.close()
+
+
 async def test_install_leaves_what_it_does_not_recognise(caplog: pytest.LogCaptureFixture) -> None:
     class Receiver:
         _RTCRtpReceiver__jitter_buffer = object()
