@@ -21,6 +21,7 @@ from media_server import protocol
 from media_server.agents import Agent
 from media_server.audio import jitter
 from media_server.audio.inbound import InboundAudio
+from media_server.audio.opus_encoder import SpeechOpusEncoder, sends_opus
 from media_server.audio.outbound import AgentAudioTrack
 from media_server.audio.vad import (
     Segmenter,
@@ -149,6 +150,11 @@ class VoiceSession:
             pc.addTrack(self.speaker)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
+            sender_mid = next(
+                (t.mid for t in pc.getTransceivers() if t.sender.track is self.speaker), None
+            )
+            if sends_opus(pc.localDescription.sdp, sender_mid):
+                self.speaker.encode_with(SpeechOpusEncoder())
         except SessionError:
             raise
         except Exception as exc:

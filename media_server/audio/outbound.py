@@ -7,6 +7,9 @@ stream), and ``clear()`` for barge-in. ``recv()`` must never raise except
 ``MediaStreamError`` after ``stop()``: aiortc stops a track whose ``recv()``
 raises, and the agent would stay mute for the rest of the session.
 
+With ``encode_with()`` it returns Opus packets it encoded itself instead of
+PCM frames (``opus_encoder``: cheaper, and no trip through aiortc's pool).
+
 Single writer: one turn at a time calls ``write()``/``end_of_reply()``.
 """
 
@@ -23,6 +26,7 @@ import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media_server.audio.level import SILENT
+from media_server.audio.opus_encoder import SpeechOpusEncoder
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,7 @@ class AgentAudioTrack(MediaStreamTrack):
         self._anchor: float | None = None
         self._n = 0
         self._pts = 0
+        self._encoder: SpeechOpusEncoder | None = None
         # Counters (metrics, tests).
         self.played_samples = 0  # real (non-filler) samples returned by recv()
         self.frames_sent = 0
@@ -92,6 +97,15 @@ class AgentAudioTrack(MediaStreamTrack):
         """Real samples waiting in whole frames (a not-yet-flushed partial frame excluded)."""
         return self._queued_samples
 
+    def encode_with(self, encoder: SpeechOpusEncoder) -> None:
+        """Return Opus packets made by ``encoder`` instead of PCM frames.
+
+        Only when the negotiated send codec is Opus (``sends_opus``): aiortc's
+        sender passes packets through as they are. Set it before the first
+        ``recv()``.
+        """
+        self._encoder = encoder
+
     @property
     def is_playing(self) -> bool:
         return bool(self._queue)
@@ -102,7 +116,7 @@ class AgentAudioTrack(MediaStreamTrack):
 
     # -- aiortc side ----------------------------------------------------------
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.AudioFrame | av.Packet:
         if not self._live:
             raise MediaStreamError
         try:
@@ -115,6 +129,8 @@ class AgentAudioTrack(MediaStreamTrack):
             return self._next_frame()
         except Exception:
             log.exception("outbound frame failed; sending silence")
+            if self._encoder is not None:
+                return self._encoder.silence(self._advance())
             return self._make_frame(self._SILENCE)
 
     async def _pace(self) -> None:
@@ -139,9 +155,11 @@ class AgentAudioTrack(MediaStreamTrack):
             self._pts += int(-delay / self.FRAME_S) * self.FRAME_SAMPLES
             self._anchor, self._n = now, 0
 
-    def _next_frame(self) -> av.AudioFrame:
+    def _next_frame(self) -> av.AudioFrame | av.Packet:
         if not self._queue:
             self.silence_frames += 1
+            if self._encoder is not None:
+                return self._encoder.encode(self._SILENCE, self._advance(), silent=True)
             frame = self._make_frame(self._SILENCE)
             frame.opaque = SILENT  # its audio level needs no computing
             return frame
@@ -150,7 +168,10 @@ class AgentAudioTrack(MediaStreamTrack):
         self.played_samples += real
         if self._queued_samples < self._max_queued_samples:
             self._room.set()
-        frame = self._make_frame(data)
+        if self._encoder is not None:
+            frame = self._encoder.encode(data, self._advance())
+        else:
+            frame = self._make_frame(data)
         if self._first_audio:
             at = self._clock()
             for fut in self._first_audio:
@@ -168,10 +189,15 @@ class AgentAudioTrack(MediaStreamTrack):
         frame.planes[0].update(data)
         frame.sample_rate = self.SAMPLE_RATE
         frame.time_base = self.TIME_BASE
-        frame.pts = self._pts
+        frame.pts = self._advance()
+        return frame
+
+    def _advance(self) -> int:
+        """The next frame's pts; counts it as sent."""
+        pts = self._pts
         self._pts += self.FRAME_SAMPLES
         self.frames_sent += 1
-        return frame
+        return pts
 
     def stop(self) -> None:
         super().stop()

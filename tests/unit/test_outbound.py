@@ -10,10 +10,12 @@ import asyncio
 import fractions
 import time
 
+import av
 import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
+from media_server.audio.opus_encoder import SpeechOpusEncoder
 from media_server.audio.outbound import AgentAudioTrack
 
 FRAME = 960
@@ -304,3 +306,39 @@ async def test_on_first_audio_fails_on_stop() -> None:
         await fut
     with pytest.raises(MediaStreamError):
         await track.on_first_audio()
+
+
+# -- encoding in the track ---------------------------------------------------------
+
+
+class BrokenEncoder(SpeechOpusEncoder):
+    def encode(self, pcm: bytes, pts: int, *, silent: bool = False) -> av.Packet:
+        if not silent:
+            raise RuntimeError("codec gone")
+        return super().encode(pcm, pts, silent=silent)
+
+
+async def test_with_an_encoder_it_returns_opus_packets_on_the_same_clock() -> None:
+    track, clock = make()
+    encoder = SpeechOpusEncoder()
+    track.encode_with(encoder)
+    await track.write(ramp(3 * FRAME))
+    track.end_of_reply()
+    packets = [await track.recv() for _ in range(50)]  # the codec goes quiet in < 47
+    assert all(isinstance(p, av.Packet) for p in packets)
+    assert [p.pts for p in packets] == [i * FRAME for i in range(len(packets))]
+    assert clock.sleeps == pytest.approx([0.02] * (len(packets) - 1))
+    silence = bytes(encoder.silence(0))
+    assert all(bytes(p) != silence for p in packets[:3])  # the reply, encoded
+    assert bytes(packets[-1]) == silence
+    assert track.played_samples == 3 * FRAME
+    assert track.silence_frames == len(packets) - 3
+
+
+async def test_a_failing_encoder_sends_silence_instead_of_stopping_the_track() -> None:
+    track, _ = make()
+    track.encode_with(BrokenEncoder())
+    await track.write(ramp(FRAME))
+    packet = await track.recv()  # the codec raised: silence, never an exception
+    assert bytes(packet) == bytes(SpeechOpusEncoder().silence(0))
+    assert isinstance(await track.recv(), av.Packet)
