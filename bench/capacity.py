@@ -13,10 +13,12 @@ Both servers are pinned to CPU 0, this process (clients and fakes) to CPU 1:
 measured after all are connected and settled) it reports:
 
 - server CPU ms per session-second (the server process only, all threads);
-- late frames: at the client, each received frame's offset = arrival -
-  pts/48000; late if it exceeds that session's baseline (1st percentile of
-  its offsets) by more than 20 ms. Frames that never arrived (pts gaps) are
-  counted apart as lost;
+- late frames: at the client, each received RTP packet's offset = arrival -
+  RTP timestamp/48000, taken as the client's DTLS transport hands the packet
+  on (before the client's jitter buffer and decoder thread, which are not the
+  server's doing); late if it exceeds that session's baseline (1st
+  percentile of its offsets) by more than 20 ms. Frames that never arrived
+  (timestamp gaps) are counted apart as lost;
 - event-loop lag p99: from the server's ``voice_agent_event_loop_lag_ms``
   histogram (how late a 250 ms timer wakes, the same sampler in both
   servers), read from /metrics only at the window's two ends: the p99 is the
@@ -25,7 +27,7 @@ measured after all are connected and settled) it reports:
   histograms, costs more than the echo's;
 - sent late (voice only): frames the server's own track sent more than 20 ms
   behind schedule (``voice_agent_outbound_frames_late_total``). Late frames at
-  the clients with none sent late point past the track: the encoder pool, the
+  the clients with none sent late point past the track: the send path, the
   sockets, the clients;
 - turns completed (``turn_metrics`` events) and interrupted ones (voice only);
 - the client side: this process's CPU, its own loop lag, and how often the
@@ -52,6 +54,7 @@ import argparse
 import asyncio
 import contextlib
 import fractions
+import json
 import random
 import statistics
 import time
@@ -71,6 +74,7 @@ from bench.common import (
     cpu_busy_pct,
     cpu_busy_ticks,
     cpu_seconds,
+    fakes_process,
     lag_stats,
     load_average,
     percentile,
@@ -83,9 +87,6 @@ from bench.common import (
 )
 from media_server.ice import configure_host_addresses
 from tests.conftest import speech_48k
-from tests.fakes.elevenlabs_fake import start_elevenlabs_fake
-from tests.fakes.mp3_fixture import mp3_bytes
-from tests.fakes.openai_fake import start_openai_fake
 from tests.voice_client import VoiceClient
 
 SERVER_CPU = 0
@@ -183,35 +184,61 @@ class PacketMic(MediaStreamTrack):
 
 
 class CapacityClient(VoiceClient):
-    """VoiceClient with a packet microphone and a lean consumer that records
-    only (arrival time, pts) of each received frame while recording."""
+    """VoiceClient with a packet microphone. While recording, it notes the
+    arrival time and RTP timestamp of each audio packet as the client's DTLS
+    transport hands it to the receiver: before the client's jitter buffer,
+    decoder thread and track queue, whose delays are the client's own."""
 
     def __init__(self, base_url: str, silence: bytes) -> None:
         super().__init__(base_url)
         self.mic = PacketMic(silence)  # type: ignore[assignment]
         self.recording = False
         self.arrivals = array("d")
-        self.pts = array("q")
+        self.timestamps = array("q")
+
+    async def connect(self, *args: Any, **kwargs: Any) -> dict:
+        welcome = await super().connect(*args, **kwargs)
+        for receiver in self.pc.getReceivers():
+            if receiver.track.kind == "audio":
+                self._note_packets(receiver)
+        return welcome
+
+    def _note_packets(self, receiver: Any) -> None:
+        handle = receiver._handle_rtp_packet  # aiortc's, called per RTP packet
+
+        async def noting(packet: Any, arrival_time_ms: int) -> None:
+            if self.recording:
+                self.arrivals.append(time.monotonic())
+                self.timestamps.append(packet.timestamp)
+            await handle(packet, arrival_time_ms=arrival_time_ms)
+
+        receiver._handle_rtp_packet = noting
 
     async def _consume(self, track: Any) -> None:
+        # The decoded audio must be drained; timing comes from the packets.
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
             while True:
-                frame = await track.recv()
-                if self.recording:
-                    self.arrivals.append(time.monotonic())
-                    self.pts.append(frame.pts)
+                await track.recv()
 
     def record(self, on: bool) -> None:
         self.recording = on
         self.mic.counting = on  # type: ignore[attr-defined]
 
 
-def frame_timing(arrivals: array, pts: array) -> dict[str, float]:
+def unwrap_rtp(timestamps: np.ndarray) -> np.ndarray:
+    """32-bit RTP timestamps (random origin, may wrap) as a continuous int64 clock."""
+    steps = np.diff(timestamps.astype(np.int64))
+    steps[steps < -(2**31)] += 2**32
+    steps[steps > 2**31] -= 2**32
+    return np.concatenate(([0], np.cumsum(steps)))
+
+
+def frame_timing(arrivals: array, timestamps: array) -> dict[str, float]:
     """Late and lost frames of one session's received stream."""
-    if len(pts) < 10:
-        return {"frames": len(pts), "late": 0, "lost": 0, "p99_ms": 0.0}
+    if len(timestamps) < 10:
+        return {"frames": len(timestamps), "late": 0, "lost": 0, "p99_ms": 0.0}
     a = np.frombuffer(arrivals, dtype=np.float64)
-    p = np.frombuffer(pts, dtype=np.int64)
+    p = unwrap_rtp(np.frombuffer(timestamps, dtype=np.int64))
     offset = a - p / SAMPLE_RATE
     rel = offset - np.percentile(offset, 1)
     expected = int((p.max() - p.min()) // FRAME_SAMPLES) + 1
@@ -322,7 +349,7 @@ async def run_step(
         lag1 = await read_loop_lag(http, server.base_url)
         lag = lag_stats(lag0, lag1, polled)
         # Frames the server itself sent late: when clients see late frames and
-        # this stays 0, the delay is after the track (encoder pool, sockets).
+        # this stays 0, the delay is after the track (send path, sockets).
         sent_late = (
             lag1.late_frames - lag0.late_frames
             if kind == "voice"  # the echo serves the metric but has no schedule to miss
@@ -348,7 +375,7 @@ async def run_step(
                 await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
     leftover = await _wait_sessions_gone(http, server.base_url)
 
-    timing = [frame_timing(c.arrivals, c.pts) for c in live]
+    timing = [frame_timing(c.arrivals, c.timestamps) for c in live]
     frames = sum(t["frames"] for t in timing)
     late = sum(t["late"] for t in timing)
     lost = sum(t["lost"] for t in timing)
@@ -367,6 +394,7 @@ async def run_step(
         "cpu_ms_per_sess_s": srv_cpu * 1000 / (wall * len(live)) if live else None,
         "server_cpu_pct": server_pct,
         "late_pct": late_pct,
+        "late_by_session": [t["late"] for t in timing],
         "lost_pct": 100 * lost / (frames + lost) if frames + lost else 0.0,
         "jitter_p99_ms": percentile([t["p99_ms"] for t in timing], 50),
         "lag_p99_ms": lag["p99_ms"],
@@ -422,13 +450,13 @@ async def warm_up(
         else:
             await asyncio.sleep(2.0)
         client.record(False)
-        timing = frame_timing(client.arrivals, client.pts)
-        offsets = np.frombuffer(client.arrivals) - np.frombuffer(client.pts, np.int64) / 48000
+        timing = frame_timing(client.arrivals, client.timestamps)
+        rtp = unwrap_rtp(np.frombuffer(client.timestamps, np.int64))
+        offsets = np.frombuffer(client.arrivals) - rtp / SAMPLE_RATE
         out = {
             "late_frames": timing["late"],
             "frames": timing["frames"],
-            # A stall > 100 ms makes AgentAudioTrack re-anchor: every later
-            # frame then arrives that much behind its pts.
+            # How far the stream drifted from the wall clock over the turn.
             "offset_shift_ms": float(offsets[-50:].min() - offsets[:50].min()) * 1000,
         }
     finally:
@@ -508,20 +536,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     speech = speech_48k(UTTERANCE)
     utterance = opus_packets(speech)
     silence = opus_packets(bytes(FRAME_SAMPLES * 2 * 20), 0, 0)[-1]
-    openai = await start_openai_fake(
-        transcript="Can you help me?",
-        reply=REPLY,
-        first_byte_delay_s=FAKE_DELAY_S,
-        chunk_delay_s=TOKEN_DELAY_S,
-    )
-    eleven = await start_elevenlabs_fake(
-        audio=mp3_bytes(1.0), first_byte_delay_s=FAKE_DELAY_S, chunk_delay_s=0.0
+    # The fakes get their own process (on the clients' core): run in this
+    # one, their work during a turn delayed the clients' loop, and the
+    # clients read that as the voice server's late frames.
+    fakes = contextlib.AsyncExitStack()
+    urls = await fakes.enter_async_context(
+        fakes_process(
+            "--transcript=Can you help me?",
+            f"--first-byte-delay={FAKE_DELAY_S}",
+            f"--token-delay={TOKEN_DELAY_S}",
+            f"--tts-delay={FAKE_DELAY_S}",
+            "--tts-seconds=1.0",
+            "--replies",
+            json.dumps({"": REPLY}),  # "" is in every prompt: one reply for all
+        )
     )
     voice_env = {
         "OPENAI_API_KEY": "sk-bench",
-        "OPENAI_BASE_URL": openai.base_url,
+        "OPENAI_BASE_URL": urls["openai"],
         "ELEVENLABS_API_KEY": "el-bench",
-        "ELEVENLABS_BASE_URL": eleven.base_url,
+        "ELEVENLABS_BASE_URL": urls["elevenlabs"],
         "MAX_SESSIONS": "1000",
         "RATE_LIMIT_PER_MINUTE": "0",
     }
@@ -580,8 +614,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         for server in servers.values():
             server.stop()
-        await openai.close()
-        await eleven.close()
+        await fakes.aclose()
     summary = summarize(rows, stopped)
     print()
     print_table(sorted(rows, key=lambda r: (r["n"], r["kind"])), COLUMNS)

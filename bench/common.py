@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,6 +272,29 @@ def server_process(
         yield server
     finally:
         server.stop()
+
+
+@contextlib.asynccontextmanager
+async def fakes_process(*args: str) -> AsyncIterator[dict[str, str]]:
+    """``bench.fakes_server`` in its own process, yielding its base URLs
+    (``openai``, ``elevenlabs``). Apart so that the fakes' CPU counts neither
+    as the server's nor as the clients', and their work cannot delay the
+    clients' loop (where it would read as the server's late frames). It
+    inherits this process's CPU affinity."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.fakes_server", *args, cwd=ROOT, stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        if not line:
+            raise RuntimeError("bench.fakes_server exited before printing its URLs")
+        yield json.loads(line)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 10)
 
 
 def write_results(name: str, data: dict[str, Any]) -> Path:

@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import cpu_seconds, percentile, print_table, server_process, write_results
+from bench.common import (
+    cpu_seconds,
+    fakes_process,
+    percentile,
+    print_table,
+    server_process,
+    write_results,
+)
 from media_server.audio.mp3 import Mp3Decoder
 from media_server.audio.pcm import PcmResampler
 from media_server.audio.vad import Segmenter, SegmenterConfig, SpeechEnded
@@ -185,19 +191,13 @@ async def run_fake(turns: int) -> dict[str, Any]:
     eot = end_of_turn_wait_s(speech, HANGOVER_MS)
     lead = leading_silence_s(mp3_bytes(1.0))
     # The fakes run in their own process: their CPU must not count as ours.
-    fakes = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.fakes_server",
+    fakes = fakes_process(
         f"--first-byte-delay={STT_DELAY_S}",
         f"--token-delay={TOKEN_DELAY_S}",
         f"--tts-delay={TTS_FIRST_BYTE_S}",
         "--replies",
         json.dumps({f"reply-{n}-tokens": reply_of(n) for n in REPLY_TOKENS}),
-        stdout=asyncio.subprocess.PIPE,
     )
-    assert fakes.stdout is not None
-    urls = json.loads(await asyncio.wait_for(fakes.stdout.readline(), 60))
     rows = []
     out: dict[str, Any] = {
         "transport_round_trip_ms": [r * 1000 for r in rtts],
@@ -215,14 +215,14 @@ async def run_fake(turns: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         agents = Path(tmp) / "agents.toml"
         agents.write_text(BENCH_AGENTS)
-        env = {
-            "OPENAI_API_KEY": "sk-bench",
-            "OPENAI_BASE_URL": urls["openai"],
-            "ELEVENLABS_API_KEY": "el-bench",
-            "ELEVENLABS_BASE_URL": urls["elevenlabs"],
-            "VAD_SILENCE_MS": str(HANGOVER_MS),
-        }
-        try:
+        async with fakes as urls:
+            env = {
+                "OPENAI_API_KEY": "sk-bench",
+                "OPENAI_BASE_URL": urls["openai"],
+                "ELEVENLABS_API_KEY": "el-bench",
+                "ELEVENLABS_BASE_URL": urls["elevenlabs"],
+                "VAD_SILENCE_MS": str(HANGOVER_MS),
+            }
             with server_process(["-m", "media_server", "--agents-file", str(agents)], env) as srv:
                 await srv.wait_ready()
                 for tokens in REPLY_TOKENS:
@@ -252,9 +252,6 @@ async def run_fake(turns: int) -> dict[str, Any]:
                         out["runs"][str(tokens)] = {**row, "turns_detail": turns_out}
                     finally:
                         await client.close()
-        finally:
-            fakes.terminate()
-            await fakes.wait()
     print(
         f"transport round trip (echo) median {rtt * 1000:.1f} ms; "
         f"end-of-turn wait {eot * 1000:.0f} ms (hangover {HANGOVER_MS}); "
