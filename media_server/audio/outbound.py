@@ -129,9 +129,7 @@ class AgentAudioTrack(MediaStreamTrack):
             return self._next_frame()
         except Exception:
             log.exception("outbound frame failed; sending silence")
-            if self._encoder is not None:
-                return self._encoder.silence(self._advance())
-            return self._make_frame(self._SILENCE)
+            return self._emit(self._SILENCE, silent=True)
 
     async def _pace(self) -> None:
         now = self._clock()
@@ -158,20 +156,13 @@ class AgentAudioTrack(MediaStreamTrack):
     def _next_frame(self) -> av.AudioFrame | av.Packet:
         if not self._queue:
             self.silence_frames += 1
-            if self._encoder is not None:
-                return self._encoder.encode(self._SILENCE, self._advance(), silent=True)
-            frame = self._make_frame(self._SILENCE)
-            frame.opaque = SILENT  # its audio level needs no computing
-            return frame
+            return self._emit(self._SILENCE, silent=True)
         data, real = self._queue.popleft()
         self._queued_samples -= real
         self.played_samples += real
         if self._queued_samples < self._max_queued_samples:
             self._room.set()
-        if self._encoder is not None:
-            frame = self._encoder.encode(data, self._advance())
-        else:
-            frame = self._make_frame(data)
+        frame = self._emit(data)
         if self._first_audio:
             at = self._clock()
             for fut in self._first_audio:
@@ -182,22 +173,29 @@ class AgentAudioTrack(MediaStreamTrack):
             self._settle_waiters()
         return frame
 
-    def _make_frame(self, data: bytes) -> av.AudioFrame:
+    def _emit(self, data: bytes, *, silent: bool = False) -> av.AudioFrame | av.Packet:
+        """One frame of audio at the next pts, as the sender takes it: an Opus
+        packet with an encoder, else a PCM frame. ``silent``: digital silence."""
+        pts = self._pts
+        self._pts += self.FRAME_SAMPLES
+        self.frames_sent += 1
+        if self._encoder is not None:
+            try:
+                return self._encoder.encode(data, pts, silent=silent)
+            except Exception:
+                # Silence in this frame's slot: the stream keeps its clock.
+                log.exception("encoding an outbound frame failed; sending silence")
+                return self._encoder.silence(pts)
         # Measured ~4.5 µs: cheaper than from_ndarray (~11.5 µs). A fresh frame
         # every time: aiortc encodes it in a worker thread after we return.
         frame = av.AudioFrame(format="s16", layout="mono", samples=self.FRAME_SAMPLES)
         frame.planes[0].update(data)
         frame.sample_rate = self.SAMPLE_RATE
         frame.time_base = self.TIME_BASE
-        frame.pts = self._advance()
+        frame.pts = pts
+        if silent:
+            frame.opaque = SILENT  # its audio level needs no computing
         return frame
-
-    def _advance(self) -> int:
-        """The next frame's pts; counts it as sent."""
-        pts = self._pts
-        self._pts += self.FRAME_SAMPLES
-        self.frames_sent += 1
-        return pts
 
     def stop(self) -> None:
         super().stop()

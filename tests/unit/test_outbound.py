@@ -341,4 +341,7 @@ async def test_a_failing_encoder_sends_silence_instead_of_stopping_the_track() -
     await track.write(ramp(FRAME))
     packet = await track.recv()  # the codec raised: silence, never an exception
     assert bytes(packet) == bytes(SpeechOpusEncoder().silence(0))
-    assert isinstance(await track.recv(), av.Packet)
+    following = await track.recv()
+    assert isinstance(following, av.Packet)
+    assert (packet.pts, following.pts) == (0, FRAME)  # in the failed frame's slot: no gap
+    assert track.frames_sent == 2
