@@ -33,15 +33,10 @@ from media_server.audio.vad import (
 from media_server.config import Settings
 from media_server.ice import rtc_configuration
 from media_server.metrics import Metrics
-from media_server.providers.base import (
-    ProviderError,
-    Providers,
-    SpeechToTextStream,
-    Stage,
-    Utterance,
-)
+from media_server.providers.base import Providers, SpeechToTextStream
 from media_server.text import ConversationHistory
 from media_server.turn import SERVICE_NAMES, Turn, TurnContext
+from media_server.types import ProviderError, Stage, Utterance
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections import deque
 
-from media_server.providers.base import ChatMessage
+from media_server.types import ChatMessage
 
 # Markdown marks, emoji and other pictographs are read out literally by TTS
 # engines ("asterisk asterisk"), so they are removed before synthesis.

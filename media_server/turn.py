@@ -22,17 +22,9 @@ from media_server.audio.mp3 import Mp3Decoder
 from media_server.audio.outbound import AgentAudioTrack
 from media_server.audio.pcm import PcmResampler
 from media_server.config import Settings
-from media_server.providers.base import (
-    AudioChunk,
-    ProviderError,
-    Providers,
-    ReplyOptions,
-    SpeechToTextStream,
-    Stage,
-    Transcript,
-    Utterance,
-)
+from media_server.providers.base import Providers, SpeechToTextStream
 from media_server.text import ConversationHistory, SentenceChunker, heard_prefix
+from media_server.types import AudioChunk, ProviderError, ReplyOptions, Stage, Transcript, Utterance
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
-from media_server.providers.base import Utterance
+from media_server.types import Utterance
 
 # webrtcvad accepts only these (its C code rejects anything else).
 _VAD_RATES = (8000, 16000, 32000, 48000)

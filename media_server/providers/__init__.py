@@ -9,12 +9,7 @@ the SDKs, and a process needs only the ones it uses.
 from __future__ import annotations
 
 from media_server.config import Settings
-from media_server.providers.base import (
-    LanguageModel,
-    Providers,
-    SpeechToText,
-    TextToSpeech,
-)
+from media_server.providers.base import LanguageModel, Providers, SpeechToText, TextToSpeech
 
 
 def resolve_names(settings: Settings) -> tuple[str, str, str]:

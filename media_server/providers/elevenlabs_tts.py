@@ -15,8 +15,9 @@ from urllib.parse import quote
 
 import httpx
 
+from media_server.types import AudioChunk
+
 from . import errors
-from .base import AudioChunk
 from .pooling import KEEPALIVE_S, warm_up_imports
 
 log = logging.getLogger(__name__)

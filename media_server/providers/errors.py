@@ -25,7 +25,7 @@ import anyio
 import httpx
 import openai
 
-from .base import RETRYABLE_KINDS, ErrorKind, ProviderError, Stage
+from media_server.types import RETRYABLE_KINDS, ErrorKind, ProviderError, Stage
 
 try:  # the openai SDK's transport; present whenever the SDK is, but not ours to pin
     import httpx2

@@ -34,7 +34,7 @@ from typing import Any
 
 import espeakng_loader
 
-from media_server.providers.base import AudioChunk, ProviderError
+from media_server.types import AudioChunk, ProviderError
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import openai
 
+from media_server.types import ChatMessage, ReplyOptions
+
 from . import errors
-from .base import ChatMessage, ReplyOptions
 from .openai_client import make_client
 from .pooling import warm_up_imports
 

@@ -21,8 +21,9 @@ from typing import Any
 
 import openai
 
+from media_server.types import Transcript, Utterance
+
 from . import errors
-from .base import Transcript, Utterance
 from .openai_client import make_client
 from .pooling import warm_up_imports
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+from media_server.types import AudioChunk
+
 from . import errors
-from .base import AudioChunk
 from .openai_client import make_client
 from .pooling import warm_up_imports
 

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from pocketsphinx import Config, Decoder
 
-from media_server.providers.base import ProviderError, Transcript, Utterance
+from media_server.types import ProviderError, Transcript, Utterance
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 
-from media_server.providers.base import ChatMessage, ProviderError, ReplyOptions
 from media_server.providers.scripted.common import CAPABILITIES, INTROS, Handler
 from media_server.providers.scripted.compose import HANDLERS, compose_reply
 from media_server.providers.scripted.details import (
@@ -37,6 +36,7 @@ from media_server.providers.scripted.details import (
     speak_digits,
 )
 from media_server.providers.scripted.reading import read_turn
+from media_server.types import ChatMessage, ProviderError, ReplyOptions
 
 __all__ = [
     "CAPABILITIES",

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from media_server.providers.base import ChatMessage, ProviderError, Providers, ReplyOptions
+from media_server.providers.base import Providers
 from media_server.providers.scripted_llm import ScriptedLLM
 from media_server.session import VoiceSession
+from media_server.types import ChatMessage, ProviderError, ReplyOptions
 from tests.conftest import embedded_providers, speech_48k
 from tests.e2e.conftest import PHONE, health_sessions, silence, wait_sessions, write_wav
 

@@ -15,11 +15,11 @@ import textwrap
 
 import pytest
 
-from media_server.providers.base import ChatMessage, ReplyOptions, Utterance
 from media_server.providers.elevenlabs_tts import ElevenLabsTTS
 from media_server.providers.openai_llm import OpenAILLM
 from media_server.providers.openai_stt import OpenAISTT
 from media_server.providers.openai_tts import OpenAITTS
+from media_server.types import ChatMessage, ReplyOptions, Utterance
 from tests.fakes.elevenlabs_fake import start_elevenlabs_fake
 from tests.fakes.mp3_fixture import tone_pcm
 from tests.fakes.openai_fake import start_openai_fake

@@ -20,21 +20,19 @@ from typing import Any
 
 import pytest
 
-from media_server.providers.base import (
-    ChatMessage,
-    LanguageModel,
-    ProviderError,
-    ReplyOptions,
-    SpeechToText,
-    Stage,
-    TextToSpeech,
-    Transcript,
-    Utterance,
-)
+from media_server.providers.base import LanguageModel, SpeechToText, TextToSpeech
 from media_server.providers.elevenlabs_tts import ElevenLabsTTS
 from media_server.providers.openai_llm import OpenAILLM
 from media_server.providers.openai_stt import OpenAISTT
 from media_server.providers.openai_tts import OpenAITTS
+from media_server.types import (
+    ChatMessage,
+    ProviderError,
+    ReplyOptions,
+    Stage,
+    Transcript,
+    Utterance,
+)
 from tests.fakes.elevenlabs_fake import start_elevenlabs_fake
 from tests.fakes.http_fake import FakeServer, split_bytes, wait_until
 from tests.fakes.mp3_fixture import mp3_bytes, tone_pcm

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Callable
 import av
 import pytest
 
-from media_server.providers.base import AudioChunk, ProviderError
 from media_server.providers.elevenlabs_tts import ElevenLabsTTS
+from media_server.types import AudioChunk, ProviderError
 from tests.fakes.elevenlabs_fake import ElevenLabsFake, start_elevenlabs_fake
 from tests.fakes.mp3_fixture import mp3_bytes, tone_pcm
 from tests.fakes.providers import provider_factory

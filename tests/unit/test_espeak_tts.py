@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from media_server.providers import espeak_tts
-from media_server.providers.base import AudioChunk, ProviderError, TextToSpeech
+from media_server.providers.base import TextToSpeech
 from media_server.providers.espeak_tts import EspeakTTS, split_sentences, synthesize_to_pcm
+from media_server.types import AudioChunk, ProviderError
 
 SHORT = "Hello, how can I help you today?"
 LONG = (

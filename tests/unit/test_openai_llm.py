@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from media_server.providers.base import ChatMessage, ProviderError, ReplyOptions
 from media_server.providers.openai_llm import OpenAILLM
+from media_server.types import ChatMessage, ProviderError, ReplyOptions
 from tests.fakes.openai_fake import DEFAULT_REPLY, OpenAIFake, start_openai_fake, tokens_of
 from tests.fakes.providers import provider_factory
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Callable
 import openai
 import pytest
 
-from media_server.providers.base import ProviderError, Utterance
 from media_server.providers.openai_stt import OpenAISTT
+from media_server.types import ProviderError, Utterance
 from tests.fakes.mp3_fixture import tone_pcm
 from tests.fakes.openai_fake import OpenAIFake, start_openai_fake
 from tests.fakes.providers import provider_factory

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from media_server.providers.base import AudioChunk, ProviderError
 from media_server.providers.openai_tts import OpenAITTS
+from media_server.types import AudioChunk, ProviderError
 from tests.fakes.mp3_fixture import mp3_bytes, tone_pcm
 from tests.fakes.openai_fake import OpenAIFake, start_openai_fake
 from tests.fakes.providers import provider_factory

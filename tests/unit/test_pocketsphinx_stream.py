@@ -8,9 +8,9 @@ import time
 import pytest
 
 from media_server.audio.pcm import PcmResampler
-from media_server.providers.base import Utterance
 from media_server.providers.espeak_tts import synthesize_to_pcm
 from media_server.providers.pocketsphinx_stt import PocketsphinxSTT
+from media_server.types import Utterance
 
 
 def speech_16k(text: str) -> bytes:

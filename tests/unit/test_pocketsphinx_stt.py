@@ -15,9 +15,10 @@ import av
 import numpy as np
 import pytest
 
-from media_server.providers.base import ProviderError, SpeechToText, Utterance
+from media_server.providers.base import SpeechToText
 from media_server.providers.espeak_tts import synthesize_to_pcm
 from media_server.providers.pocketsphinx_stt import PocketsphinxSTT
+from media_server.types import ProviderError, Utterance
 
 SENTENCE = "Book an appointment for tomorrow morning."
 

@@ -10,7 +10,7 @@ import httpx2
 import pytest
 
 from media_server.providers import errors
-from media_server.providers.base import ProviderError
+from media_server.types import ProviderError
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from media_server.providers import scripted_llm
-from media_server.providers.base import ChatMessage, LanguageModel, ProviderError, ReplyOptions
+from media_server.providers.base import LanguageModel
 from media_server.providers.scripted_llm import (
     ScriptedLLM,
     compose_reply,
@@ -18,6 +18,7 @@ from media_server.providers.scripted_llm import (
     read_turn,
     speak_digits,
 )
+from media_server.types import ChatMessage, ProviderError, ReplyOptions
 
 MARKDOWN = set("*#_`[]<>|~")
 

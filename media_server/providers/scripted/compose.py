@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from media_server.providers.base import ChatMessage
 from media_server.providers.scripted import generic, receptionist, sales, support
 from media_server.providers.scripted.common import (
     CAPABILITIES,
@@ -15,6 +14,7 @@ from media_server.providers.scripted.common import (
     goodbye,
 )
 from media_server.providers.scripted.reading import is_no, is_yes, read_turn, stems
+from media_server.types import ChatMessage
 
 _GREETING = stems(r"(?:hi|hello|hey|hiya|howdy)\b|good (?:morning|afternoon|evening)")
 _THANKS = stems(r"thank|thanks|cheers|appreciate")
