@@ -85,7 +85,7 @@ from bench.common import (
     self_cpu_seconds,
     write_results,
 )
-from media_server.ice import configure_host_addresses
+from media_server.rtc.ice import configure_host_addresses
 from tests.conftest import speech_48k
 from tests.voice_client import VoiceClient
 

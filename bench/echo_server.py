@@ -4,7 +4,7 @@ It answers offers exactly like the voice server (same route, same ICE
 settings) and sends each peer's audio straight back, so a benchmark can
 measure what plain aiortc costs (transport delay, CPU per session, late
 frames) in the same run as our server. Its audio receivers use the same
-jitter buffer as the voice server's (``media_server.audio.jitter``; pass
+jitter buffer as the voice server's (``media_server.rtc.jitter``; pass
 ``--receive-buffer aiortc`` for aiortc's own), so the transport it measures is
 the transport both share.
 
@@ -23,9 +23,9 @@ import numpy as np
 from aiohttp import web
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
-from media_server.audio import jitter
-from media_server.ice import configure_host_addresses, rtc_configuration
 from media_server.metrics import CONTENT_TYPE, Metrics
+from media_server.rtc import jitter
+from media_server.rtc.ice import configure_host_addresses, rtc_configuration
 from signaling.app import METRICS_KEY, _watch_loop_lag
 
 PCS_KEY = web.AppKey("pcs", set)

@@ -46,8 +46,8 @@ from bench.common import (
 )
 from media_server.audio.mp3 import Mp3Decoder
 from media_server.audio.pcm import PcmResampler
-from media_server.audio.vad import Segmenter, SegmenterConfig, SpeechEnded
-from media_server.ice import configure_host_addresses
+from media_server.listening.segmenter import Segmenter, SegmenterConfig, SpeechEnded
+from media_server.rtc.ice import configure_host_addresses
 from media_server.text import SentenceChunker
 from tests.conftest import speech_48k
 from tests.fakes.mp3_fixture import mp3_bytes

@@ -42,8 +42,8 @@ from bench.common import (
     write_results,
 )
 from media_server.audio.pcm import PcmResampler
-from media_server.ice import configure_host_addresses
 from media_server.providers.espeak_tts import synthesize_to_pcm
+from media_server.rtc.ice import configure_host_addresses
 from tests.fakes.openai_fake import OpenAIFake, OpenAIKnobs
 from tests.voice_client import VoiceClient
 

@@ -160,9 +160,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # aioice logs every connectivity check at INFO.
     logging.getLogger("aioice").setLevel(logging.WARNING)
 
-    from media_server.ice import configure_host_addresses
-
-    configure_host_addresses(settings.ice_host_addresses)
     try:
         if settings.workers > 1:
             return _serve_workers(settings, agents)

@@ -129,6 +129,13 @@ def llm_response(text: str, turn_id: int, is_final: bool) -> str:
     return encode("llm_response", text=text, is_final=is_final, turn_id=turn_id)
 
 
+def llm_response_interrupted(heard: str, turn_id: int, reason: str) -> str:
+    """The final reply of a turn cut short: only what the person heard of it."""
+    return encode(
+        "llm_response", text=heard, is_final=True, turn_id=turn_id, interrupted=True, reason=reason
+    )
+
+
 def turn_metrics(turn_id: int, *, interrupted: bool = False, **timings_ms: float | None) -> str:
     extra = {"interrupted": True} if interrupted else {}
     return encode(

@@ -1,58 +1,36 @@
 """One conversational turn: utterance -> STT -> LLM (streamed) -> chunks -> TTS -> speaker.
 
-This module is the one place for provider policy: per-stage deadlines to the
-first useful byte, at most one retry and only before the person saw or heard
-anything of the reply, the words a person sees when something fails, and what
-goes into the history when a reply is cut short. Providers only do I/O.
+The reply pipeline and nothing else: the deadlines are a ``StageDeadlines``
+(deadlines.py), the retry and the words a person reads are ``faults.py``'s,
+the session decides what a turn's end means for the conversation. A turn
+reports each stage's outcome (``on_stage_result``) and its phase
+(``on_phase``: processing -> generating_audio -> speaking); cancel its task
+to cut it short, and ``record_heard()`` keeps what the person heard.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from media_server import protocol
+from media_server import faults, protocol
 from media_server.agents import Agent
-from media_server.audio.mp3 import Mp3Decoder
 from media_server.audio.outbound import AgentAudioTrack
-from media_server.audio.pcm import PcmResampler
-from media_server.config import Settings
+from media_server.audio.speaker_feed import SPEAKER_RATE, SpeakerFeed
+from media_server.deadlines import StageDeadlines, aclose, first_item, remaining_items
 from media_server.providers.base import Providers, SpeechToTextStream
 from media_server.text import ConversationHistory, SentenceChunker, heard_prefix
 from media_server.types import AudioChunk, ProviderError, ReplyOptions, Stage, Transcript, Utterance
 
 log = logging.getLogger(__name__)
 
-SPEAKER_RATE = AgentAudioTrack.SAMPLE_RATE
-RETRY_AFTER_CAP_S = 2.0  # never keep a person waiting longer than this for a retry
-DEFAULT_RETRY_DELAY_S = 0.25
-# Once a stream has started, a pause longer than this between pieces is a hang.
-STALL_FACTOR = 2.0
 TTS_QUEUE_BOUND = 32  # sentence chunks waiting for synthesis
 PARTIAL_UPDATE_S = 0.05  # the page's growing reply: ~20 updates a second at most
-
-SERVICE_NAMES = {"stt": "speech recognition", "llm": "language model", "tts": "voice"}
-
-
-def user_message(err: ProviderError) -> str:
-    """What a person reads when a stage fails: plain words, no internals."""
-    service = SERVICE_NAMES[err.stage]
-    return {
-        "auth": f"The {service} service rejected the server's API key. "
-        "Please check the server's configuration.",
-        "quota": f"The {service} service is out of quota. Please check the account's plan.",
-        "invalid": f"The {service} service refused the request. "
-        "Please check the server's model and voice settings.",
-        "rate_limited": f"The {service} service is busy right now — please try again in a moment.",
-        "timeout": f"The {service} service took too long to answer — please try again.",
-        "bad_output": f"The {service} service sent back something I couldn't use — "
-        "please try again.",
-    }.get(err.kind, f"I couldn't reach the {service} service — please try again.")
+# How a turn's phase shows on the page while it runs.
+Phase = protocol.Status
 
 
 @dataclass
@@ -63,45 +41,20 @@ class TurnContext:
     providers: Providers
     speaker: AgentAudioTrack
     history: ConversationHistory
-    settings: Settings
+    deadlines: StageDeadlines
     send: Callable[[str], None]
-    set_status: Callable[[protocol.Status], None]
+    on_phase: Callable[[], None] = lambda: None  # the turn's phase changed
     on_stage_result: Callable[[Stage, ProviderError | None], None] = lambda stage, err: None
     observe: Callable[[str, float], None] = lambda name, ms: None  # latency metrics sink
 
 
 @dataclass
 class TurnResult:
-    outcome: str  # "completed" | "dropped" | "error" | "cancelled"
+    outcome: str  # "completed" | "dropped" | "error"
     transcript: str = ""
     reply: str = ""
     metrics: dict[str, float | None] = field(default_factory=dict)
     error: ProviderError | None = None
-
-
-class _SpeakerFeed:
-    """Turns provider audio chunks into 48 kHz mono PCM for the speaker."""
-
-    def __init__(self) -> None:
-        self._mp3: Mp3Decoder | None = None
-        self._pcm: PcmResampler | None = None
-
-    def convert(self, chunk: AudioChunk) -> bytes:
-        if chunk.encoding == "mp3":
-            if self._mp3 is None:
-                self._mp3 = Mp3Decoder(out_rate=SPEAKER_RATE)
-            return self._mp3.feed(chunk.data)
-        if self._pcm is None:
-            self._pcm = PcmResampler(chunk.sample_rate, chunk.channels, SPEAKER_RATE)
-        return self._pcm.convert(chunk.data)
-
-    def flush(self) -> bytes:
-        out = b""
-        if self._mp3 is not None:
-            out += self._mp3.flush()
-        if self._pcm is not None:
-            out += self._pcm.flush()
-        return out
 
 
 class Turn:
@@ -131,6 +84,7 @@ class Turn:
             self.t0 = utterance.speech_ended_at or time.monotonic()
         else:
             self.t0 = started_at if started_at is not None else time.monotonic()
+        self.phase: Phase = "processing"
         self.metrics: dict[str, float | None] = {}
         self._heard_pieces: list[tuple[str, int]] = []
         self._played_base: int | None = None
@@ -139,68 +93,15 @@ class Turn:
         self._heard_recorded = False
         self._heard = ""
 
-    # ---- helpers -------------------------------------------------------
+    def _set_phase(self, phase: Phase) -> None:
+        if phase != self.phase:
+            self.phase = phase
+            self.ctx.on_phase()
 
     def _mark(self, name: str) -> float:
         ms = (time.monotonic() - self.t0) * 1000
         self.metrics.setdefault(name, ms)
         return ms
-
-    async def _first_with_retry(
-        self,
-        stage: Stage,
-        open_stream: Callable[[], AsyncIterator[Any]],
-        timeout_s: float,
-        may_retry: Callable[[], bool],
-    ) -> tuple[Any, AsyncIterator[Any]] | tuple[None, None]:
-        """The first item of a provider stream within the stage deadline.
-
-        On a retryable failure it tries once more, if ``may_retry()`` still
-        allows it; ``(None, None)`` means the stream was empty.
-        """
-        for attempt in (1, 2):
-            stream = open_stream()
-            try:
-                async with asyncio.timeout(timeout_s):
-                    first = await anext(stream)
-            except StopAsyncIteration:
-                await _aclose(stream)
-                return None, None
-            except TimeoutError:
-                await _aclose(stream)
-                err = ProviderError(stage, "timeout", f"{stage}: no answer in {timeout_s:g}s")
-            except ProviderError as exc:
-                await _aclose(stream)
-                err = exc
-            except BaseException:
-                await _aclose(stream)
-                raise
-            else:
-                return first, stream
-            if attempt == 2 or not err.retryable or not may_retry():
-                raise err
-            delay = min(err.retry_after or DEFAULT_RETRY_DELAY_S, RETRY_AFTER_CAP_S)
-            log.info("turn %s: %s %s, retrying in %.2fs", self.turn_id, stage, err.kind, delay)
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
-
-    async def _rest(self, stage: Stage, stream: AsyncIterator[Any], timeout_s: float):
-        """The remaining items, each within a stall deadline."""
-        stall = timeout_s * STALL_FACTOR
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout(stall):
-                        item = await anext(stream)
-                except StopAsyncIteration:
-                    return
-                except TimeoutError:
-                    raise ProviderError(
-                        stage, "timeout", f"{stage}: stalled for {stall:g}s"
-                    ) from None
-                yield item
-        finally:
-            await _aclose(stream)
 
     # ---- stages --------------------------------------------------------
 
@@ -210,7 +111,7 @@ class Turn:
         stream, self.stt_stream = self.stt_stream, None
         if stream is not None:
             try:
-                async with asyncio.timeout(self.ctx.settings.stt_timeout_s):
+                async with asyncio.timeout(self.ctx.deadlines.stt_s):
                     return (await stream.finish()).text.strip()
             except (ProviderError, TimeoutError) as exc:
                 # The whole utterance is still here: decode it the usual way.
@@ -219,11 +120,8 @@ class Turn:
         async def once() -> AsyncIterator[Transcript]:
             yield await self.ctx.providers.stt.transcribe(utterance)
 
-        first, stream = await self._first_with_retry(
-            "stt", once, self.ctx.settings.stt_timeout_s, lambda: True
-        )
-        if stream is not None:
-            await _aclose(stream)
+        first, rest = await first_item("stt", once, self.ctx.deadlines, lambda: True)
+        await aclose(rest)
         return (first.text if first is not None else "").strip()
 
     async def _reply(self, tts_queue: asyncio.Queue[str | None]) -> None:
@@ -239,15 +137,14 @@ class Turn:
         def open_stream() -> AsyncIterator[str]:
             return ctx.providers.llm.stream_reply(messages, options)
 
-        timeout = ctx.settings.llm_timeout_s
-        first, stream = await self._first_with_retry("llm", open_stream, timeout, lambda: True)
+        first, stream = await first_item("llm", open_stream, ctx.deadlines, lambda: True)
         if stream is None:
             raise ProviderError("llm", "bad_output", "llm: empty reply")
         self._mark("first_token_ms")
 
         async def deltas() -> AsyncIterator[str]:
             yield first
-            async for delta in self._rest("llm", stream, timeout):
+            async for delta in remaining_items("llm", stream, ctx.deadlines):
                 yield delta
 
         last_update = float("-inf")
@@ -276,18 +173,17 @@ class Turn:
         """Synthesizes chunks in order and queues their audio on the speaker."""
         ctx = self.ctx
         voice = ctx.agent.voice_for(ctx.providers.tts.name)
-        timeout = ctx.settings.tts_timeout_s
         while (piece := await tts_queue.get()) is not None:
             if not self._audio_started:
-                ctx.set_status("generating_audio")
-            feed = _SpeakerFeed()
+                self._set_phase("generating_audio")
+            feed = SpeakerFeed()
 
             def open_stream(piece: str = piece) -> AsyncIterator[AudioChunk]:
                 return ctx.providers.tts.synthesize(piece, voice)
 
             # Retrying is fine until any audio of this reply reached the speaker.
-            first, stream = await self._first_with_retry(
-                "tts", open_stream, timeout, lambda: not self._audio_started
+            first, stream = await first_item(
+                "tts", open_stream, ctx.deadlines, lambda: not self._audio_started
             )
             if stream is None:
                 raise ProviderError("tts", "bad_output", "tts: no audio")
@@ -296,7 +192,7 @@ class Turn:
 
             async def chunks(first=first, stream=stream) -> AsyncIterator[AudioChunk]:
                 yield first
-                async for chunk in self._rest("tts", stream, timeout):
+                async for chunk in remaining_items("tts", stream, ctx.deadlines):
                     yield chunk
 
             async for chunk in chunks():
@@ -327,7 +223,7 @@ class Turn:
         if fut.cancelled() or fut.exception() is not None:
             return
         self.metrics.setdefault("first_audio_ms", (fut.result() - self.t0) * 1000)
-        self.ctx.set_status("speaking")
+        self._set_phase("speaking")
 
     @property
     def reply_started(self) -> bool:
@@ -354,7 +250,6 @@ class Turn:
         ctx = self.ctx
         transcript = ""
         try:
-            ctx.set_status("processing")
             if self.utterance is not None:
                 u = self.utterance
                 if u.turn_ended_at and u.speech_ended_at:
@@ -368,7 +263,6 @@ class Turn:
                     raise
                 ctx.on_stage_result("stt", None)
                 if not transcript:
-                    ctx.set_status("idle")
                     return TurnResult("dropped", metrics=self.metrics)
                 self._mark("transcript_ms")
             else:
@@ -382,7 +276,6 @@ class Turn:
             ctx.history.add_assistant(self._reply_text)
             self._mark("total_ms")
             self.send_metrics()
-            ctx.set_status("idle")
             return TurnResult("completed", transcript, self._reply_text, self.metrics)
         except ProviderError as err:
             log.warning("turn %s failed: %s (%s)", self.turn_id, err.stage, err.kind)
@@ -391,14 +284,13 @@ class Turn:
             ctx.speaker.clear()
             ctx.send(
                 protocol.error(
-                    user_message(err),
+                    faults.user_message(err),
                     f"{err.stage}_{err.kind}",
                     retryable=err.retryable,
                     stage=err.stage,
                 )
             )
             self.send_metrics()
-            ctx.set_status("idle")
             return TurnResult("error", transcript, self._reply_text, self.metrics, err)
         except asyncio.CancelledError:
             self.record_heard()
@@ -454,10 +346,3 @@ class Turn:
             if value is not None:
                 self.ctx.observe(name, value)
         self.ctx.send(protocol.turn_metrics(self.turn_id, interrupted=interrupted, **self.metrics))
-
-
-async def _aclose(stream: AsyncIterator[Any] | None) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()

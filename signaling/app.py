@@ -17,13 +17,14 @@ from typing import Any
 
 from aiohttp import web
 
+from media_server import rtc
 from media_server.agents import Agent, load_agents
-from media_server.audio import level as audio_level
 from media_server.config import Settings
 from media_server.metrics import CONTENT_TYPE, Metrics
 from media_server.providers import build_providers
 from media_server.providers.base import Providers
-from media_server.session import SessionError, VoiceSession
+from media_server.rtc.peer import OfferError
+from media_server.session import VoiceSession
 from media_server.workers import SessionCount
 from signaling.limits import RateLimiter, origin_allowed, retry_after_header
 from signaling.registry import CapacityError, SessionRegistry, ShuttingDown
@@ -266,7 +267,7 @@ async def _answer_offer(request: web.Request) -> web.Response:
     m.sessions_active.inc()
     try:
         answer_sdp = await session.accept(sdp)
-    except SessionError as exc:
+    except OfferError as exc:
         await session.close("bad_offer")
         return json_error(400, "bad_sdp", f"The offer could not be used ({exc}).")
     except BaseException:
@@ -362,8 +363,7 @@ def create_app(
     """The aiohttp app. Pass ``providers`` to share engines (tests do); the
     app then leaves closing them to the caller. ``session_count`` is shared
     by the workers of one server (``--workers``)."""
-    # aiortc's per-frame audio level in pure Python is our largest loop cost.
-    audio_level.install()
+    rtc.install(settings.ice_host_addresses)
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS_KEY] = settings
     app[AGENTS_KEY] = agents if agents is not None else load_agents(settings.agents_file)

@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 
 from media_server.config import Settings, load_settings
-from media_server.ice import configure_host_addresses
 from media_server.providers import build_providers
 from media_server.providers.base import Providers
+from media_server.rtc.ice import configure_host_addresses
 from signaling.app import REGISTRY_KEY, create_app
 from tests.leaks import Snapshot, wait_back_to
 
@@ -24,6 +24,9 @@ configure_host_addresses(("127.0.0.1",))
 def make_settings(**overrides: Any) -> Settings:
     """Settings from defaults plus overrides only: the developer's environment
     and .env never leak into a test."""
+    # The server offers loopback only, like every peer in the suite
+    # (create_app installs the server's host addresses process-wide).
+    overrides.setdefault("ICE_HOST_ADDRESSES", "127.0.0.1")
     return load_settings({k: str(v) for k, v in overrides.items()}, environ={}, dotenv_path=None)
 
 

@@ -21,7 +21,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from media_server.audio.outbound import AgentAudioTrack
-from media_server.ice import rtc_configuration
+from media_server.rtc.ice import rtc_configuration
 
 # An agent frame whose RMS is above this counts as "audio heard" (s16 units);
 # Opus-coded digital silence decodes to exactly 0 here, speech to hundreds.

@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from media_server.audio.level import SILENT
 from media_server.audio.opus_encoder import SpeechOpusEncoder
+from media_server.rtc.level import SILENT
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ import aiohttp
 from aioice import stun
 from aiortc import RTCPeerConnection
 
-import media_server.session
+import media_server.rtc.peer
 from media_server.audio.outbound import AgentAudioTrack
-from media_server.ice import rtc_configuration
+from media_server.rtc.ice import rtc_configuration
 
 # ---- real offers -----------------------------------------------------------
 
@@ -72,11 +72,11 @@ async def post(
 
 
 class PeerConnectionCounter:
-    """Wraps the session module's ``RTCPeerConnection`` to count constructions."""
+    """Wraps the peer module's ``RTCPeerConnection`` to count constructions."""
 
     def __init__(self, monkeypatch: Any) -> None:
         self.created = 0
-        real = media_server.session.RTCPeerConnection
+        real = media_server.rtc.peer.RTCPeerConnection
         counter = self
 
         class Counted(real):  # type: ignore[misc, valid-type]
@@ -84,7 +84,7 @@ class PeerConnectionCounter:
                 counter.created += 1
                 super().__init__(*args, **kwargs)
 
-        monkeypatch.setattr(media_server.session, "RTCPeerConnection", Counted)
+        monkeypatch.setattr(media_server.rtc.peer, "RTCPeerConnection", Counted)
 
 
 # ---- malformed offers ---------------------------------------------------------

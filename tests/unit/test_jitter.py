@@ -7,8 +7,8 @@ from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtp import RtpPacket
 
-from media_server.audio import jitter
-from media_server.audio.jitter import SKIP_AFTER, ImmediateAudioJitterBuffer
+from media_server.rtc import jitter
+from media_server.rtc.jitter import SKIP_AFTER, ImmediateAudioJitterBuffer
 
 
 def packet(seq: int) -> RtpPacket:

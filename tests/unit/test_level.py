@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from av import AudioFrame
 
-from media_server.audio import level
+from media_server.rtc import level
 
 
 def frame(samples: np.ndarray, layout: str = "mono") -> AudioFrame:

@@ -22,11 +22,15 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import webrtcvad
 
 from media_server.types import Utterance
+
+if TYPE_CHECKING:
+    from media_server.config import Settings
 
 # webrtcvad accepts only these (its C code rejects anything else).
 _VAD_RATES = (8000, 16000, 32000, 48000)
@@ -258,3 +262,14 @@ class Segmenter:
         self._frames = []
         self._voiced_frames = 0
         self._trailing_unvoiced = 0
+
+
+def segmenter_config(settings: Settings) -> SegmenterConfig:
+    """The segmenter's settings (VAD_* in the environment)."""
+    return SegmenterConfig(
+        aggressiveness=settings.vad_aggressiveness,
+        silence_ms=settings.vad_silence_ms,
+        preroll_ms=settings.vad_preroll_ms,
+        min_speech_ms=settings.vad_min_speech_ms,
+        max_utterance_s=settings.vad_max_utterance_s,
+    )

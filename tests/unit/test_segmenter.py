@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import webrtcvad
 
-from media_server.audio.vad import (
+from media_server.listening.segmenter import (
     Segmenter,
     SegmenterConfig,
     SpeechDropped,
