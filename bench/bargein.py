@@ -49,7 +49,7 @@ from bench.latency import frame_rms, transport_round_trip
 from media_server.audio.pcm import PcmResampler
 from media_server.audio.vad import Segmenter, SegmenterConfig
 from media_server.ice import configure_host_addresses
-from tests.conftest import speech_48k
+from tests.audio_fixtures import speech_48k
 from tests.fakes.elevenlabs_fake import start_elevenlabs_fake
 from tests.fakes.mp3_fixture import mp3_bytes
 from tests.fakes.openai_fake import start_openai_fake

@@ -86,7 +86,7 @@ from bench.common import (
     write_results,
 )
 from media_server.ice import configure_host_addresses
-from tests.conftest import speech_48k
+from tests.audio_fixtures import speech_48k
 from tests.voice_client import VoiceClient
 
 SERVER_CPU = 0

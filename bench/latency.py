@@ -49,7 +49,7 @@ from media_server.audio.pcm import PcmResampler
 from media_server.audio.vad import Segmenter, SegmenterConfig, SpeechEnded
 from media_server.ice import configure_host_addresses
 from media_server.text import SentenceChunker
-from tests.conftest import speech_48k
+from tests.audio_fixtures import speech_48k
 from tests.fakes.mp3_fixture import mp3_bytes
 from tests.fakes.openai_fake import tokens_of
 from tests.voice_client import VOICED_RMS, VoiceClient
