@@ -1,9 +1,9 @@
 """Barge-in: how soon the agent's voice stops once the person talks over it.
 
 A Python aiortc client asks the voice server (a separate process, its
-providers the loopback fakes) for a long reply (12 sentences of 1.5 s of
-audio each), waits until the agent is speaking plus ~1 s, then speaks a short
-phrase. Per round it times, on the client's clock:
+providers the loopback fakes in another) for a long reply (12 sentences of
+1.5 s of audio each), waits until the agent is speaking plus ~1 s, then
+speaks a short phrase. Per round it times, on the client's clock:
 
 - ``stop``: first voiced frame of the person's speech handed to aiortc ->
   last voiced frame of the agent's reply received;
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import time
 from typing import Any
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import (
+    fakes_process,
     load_average,
     percentile,
     pin_cpus,
@@ -50,9 +52,6 @@ from media_server.audio.pcm import PcmResampler
 from media_server.audio.vad import Segmenter, SegmenterConfig
 from media_server.ice import configure_host_addresses
 from tests.audio_fixtures import speech_48k
-from tests.fakes.elevenlabs_fake import start_elevenlabs_fake
-from tests.fakes.mp3_fixture import mp3_bytes
-from tests.fakes.openai_fake import start_openai_fake
 from tests.voice_client import VOICED_RMS, VoiceClient
 
 SERVER_CPU = 0
@@ -127,18 +126,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     speech = speech_48k(PHRASE)
     lead = leading_silence_s(speech)
     decision_ms = segmenter_decision_s(speech, args.barge_in_min_ms) * 1000
-    openai = await start_openai_fake(transcript="", reply=LONG_REPLY, chunk_delay_s=0.005)
-    eleven = await start_elevenlabs_fake(audio=mp3_bytes(SENTENCE_AUDIO_S))
-    env = {
-        "OPENAI_API_KEY": "sk-bench",
-        "OPENAI_BASE_URL": openai.base_url,
-        "ELEVENLABS_API_KEY": "el-bench",
-        "ELEVENLABS_BASE_URL": eleven.base_url,
-        "BARGE_IN_MIN_MS": str(args.barge_in_min_ms),
-        "RATE_LIMIT_PER_MINUTE": "0",
-    }
+    # The fakes get their own process (on the clients' core, by inheritance):
+    # run in this one, their SSE and MP3 work delayed the client's loop, and
+    # with it the frame times this bench measures.
+    fakes = fakes_process(
+        "--transcript=",  # the phrase is a turn of its own: transcribed as ""
+        "--first-byte-delay=0",
+        "--token-delay=0.005",
+        "--tts-delay=0",
+        f"--tts-seconds={SENTENCE_AUDIO_S}",
+        "--replies",
+        json.dumps({"": LONG_REPLY}),  # "" is in every prompt: this reply for all
+    )
     rounds: list[dict[str, Any]] = []
-    try:
+    async with fakes as urls:
+        env = {
+            "OPENAI_API_KEY": "sk-bench",
+            "OPENAI_BASE_URL": urls["openai"],
+            "ELEVENLABS_API_KEY": "el-bench",
+            "ELEVENLABS_BASE_URL": urls["elevenlabs"],
+            "BARGE_IN_MIN_MS": str(args.barge_in_min_ms),
+            "RATE_LIMIT_PER_MINUTE": "0",
+        }
         with server_process(["-m", "media_server"], env, cpus={SERVER_CPU}) as srv:
             await srv.wait_ready()
             client = VoiceClient(srv.base_url)
@@ -156,9 +165,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await asyncio.sleep(0.5)
             finally:
                 await client.close()
-    finally:
-        await openai.close()
-        await eleven.close()
 
     one_way = rtt_ms / 2
     goal = args.barge_in_min_ms + GOAL_MARGIN_MS
