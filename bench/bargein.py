@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import (
+    fakes_env,
     fakes_process,
     load_average,
     percentile,
@@ -141,10 +142,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     rounds: list[dict[str, Any]] = []
     async with fakes as urls:
         env = {
-            "OPENAI_API_KEY": "sk-bench",
-            "OPENAI_BASE_URL": urls["openai"],
-            "ELEVENLABS_API_KEY": "el-bench",
-            "ELEVENLABS_BASE_URL": urls["elevenlabs"],
+            **fakes_env(urls),
             "BARGE_IN_MIN_MS": str(args.barge_in_min_ms),
             "RATE_LIMIT_PER_MINUTE": "0",
         }

@@ -74,6 +74,7 @@ from bench.common import (
     cpu_busy_pct,
     cpu_busy_ticks,
     cpu_seconds,
+    fakes_env,
     fakes_process,
     lag_stats,
     load_average,
@@ -552,10 +553,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     )
     voice_env = {
-        "OPENAI_API_KEY": "sk-bench",
-        "OPENAI_BASE_URL": urls["openai"],
-        "ELEVENLABS_API_KEY": "el-bench",
-        "ELEVENLABS_BASE_URL": urls["elevenlabs"],
+        **fakes_env(urls),
         "MAX_SESSIONS": "1000",
         "RATE_LIMIT_PER_MINUTE": "0",
     }

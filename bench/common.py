@@ -297,6 +297,17 @@ async def fakes_process(*args: str) -> AsyncIterator[dict[str, str]]:
             await asyncio.wait_for(proc.wait(), 10)
 
 
+def fakes_env(urls: dict[str, str]) -> dict[str, str]:
+    """The voice server's provider keys and base URLs, pointing its OpenAI and
+    ElevenLabs clients at the fakes of ``fakes_process`` (``urls``)."""
+    return {
+        "OPENAI_API_KEY": "sk-bench",
+        "OPENAI_BASE_URL": urls["openai"],
+        "ELEVENLABS_API_KEY": "el-bench",
+        "ELEVENLABS_BASE_URL": urls["elevenlabs"],
+    }
+
+
 def write_results(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"

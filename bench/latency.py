@@ -38,6 +38,7 @@ import numpy as np
 
 from bench.common import (
     cpu_seconds,
+    fakes_env,
     fakes_process,
     percentile,
     print_table,
@@ -217,10 +218,7 @@ async def run_fake(turns: int) -> dict[str, Any]:
         agents.write_text(BENCH_AGENTS)
         async with fakes as urls:
             env = {
-                "OPENAI_API_KEY": "sk-bench",
-                "OPENAI_BASE_URL": urls["openai"],
-                "ELEVENLABS_API_KEY": "el-bench",
-                "ELEVENLABS_BASE_URL": urls["elevenlabs"],
+                **fakes_env(urls),
                 "VAD_SILENCE_MS": str(HANGOVER_MS),
             }
             with server_process(["-m", "media_server", "--agents-file", str(agents)], env) as srv:
