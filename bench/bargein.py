@@ -43,15 +43,13 @@ from bench.common import (
     fakes_process,
     load_average,
     percentile,
-    pin_cpus,
     print_table,
+    run_bench,
     server_process,
-    write_results,
 )
 from bench.latency import frame_rms, transport_round_trip
 from media_server.audio.pcm import PcmResampler
 from media_server.audio.vad import Segmenter, SegmenterConfig
-from media_server.ice import configure_host_addresses
 from tests.audio_fixtures import speech_48k
 from tests.voice_client import VOICED_RMS, VoiceClient
 
@@ -224,12 +222,7 @@ def main() -> None:
     args = parser.parse_args()
     args.rounds = args.rounds or (3 if args.quick else 8)
     args.rtt_rounds = 3 if args.quick else 5
-    if pin_cpus({CLIENT_CPU}) is None:
-        print(f"could not pin this process to CPU {CLIENT_CPU}")
-    configure_host_addresses(("127.0.0.1",))
-    data = asyncio.run(run(args))
-    path = write_results("bargein", data)
-    print(f"wrote {path}")
+    run_bench("bargein", run, args, client_cpu=CLIENT_CPU)
 
 
 if __name__ == "__main__":

@@ -79,14 +79,12 @@ from bench.common import (
     lag_stats,
     load_average,
     percentile,
-    pin_cpus,
     print_table,
     read_loop_lag,
     rss_mb,
+    run_bench,
     self_cpu_seconds,
-    write_results,
 )
-from media_server.ice import configure_host_addresses
 from tests.audio_fixtures import speech_48k
 from tests.voice_client import VoiceClient
 
@@ -705,12 +703,7 @@ def main() -> None:
     args.budget = args.budget or (150.0 if args.quick else 570.0)
     if args.quiet_wait is None:
         args.quiet_wait = 5.0 if args.quick else 20.0
-    if pin_cpus({CLIENT_CPU}) is None:
-        print(f"could not pin this process to CPU {CLIENT_CPU}; numbers are not per core")
-    configure_host_addresses(("127.0.0.1",))
-    data = asyncio.run(run(args))
-    path = write_results("capacity", data)
-    print(f"wrote {path}")
+    run_bench("capacity", run, args, client_cpu=CLIENT_CPU)
 
 
 if __name__ == "__main__":

@@ -42,13 +42,12 @@ from bench.common import (
     fakes_process,
     percentile,
     print_table,
+    run_bench,
     server_process,
-    write_results,
 )
 from media_server.audio.mp3 import Mp3Decoder
 from media_server.audio.pcm import PcmResampler
 from media_server.audio.vad import Segmenter, SegmenterConfig, SpeechEnded
-from media_server.ice import configure_host_addresses
 from media_server.text import SentenceChunker
 from tests.audio_fixtures import speech_48k
 from tests.fakes.mp3_fixture import mp3_bytes
@@ -300,11 +299,8 @@ def main() -> None:
     parser.add_argument("--engines", choices=("fake", "embedded"), default="fake")
     parser.add_argument("--turns", type=int, default=8)
     args = parser.parse_args()
-    configure_host_addresses(("127.0.0.1",))
     runner = run_fake if args.engines == "fake" else run_embedded
-    data = asyncio.run(runner(args.turns))
-    path = write_results(f"latency_{args.engines}", data)
-    print(f"wrote {path}")
+    run_bench(f"latency_{args.engines}", runner, args.turns)
 
 
 if __name__ == "__main__":
