@@ -1,9 +1,9 @@
 """Barge-in: how soon the agent's voice stops once the person talks over it.
 
 A Python aiortc client asks the voice server (a separate process, its
-providers the loopback fakes) for a long reply (12 sentences of 1.5 s of
-audio each), waits until the agent is speaking plus ~1 s, then speaks a short
-phrase. Per round it times, on the client's clock:
+providers the loopback fakes in another) for a long reply (12 sentences of
+1.5 s of audio each), waits until the agent is speaking plus ~1 s, then
+speaks a short phrase. Per round it times, on the client's clock:
 
 - ``stop``: first voiced frame of the person's speech handed to aiortc ->
   last voiced frame of the agent's reply received;
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import time
 from typing import Any
@@ -38,21 +39,18 @@ from typing import Any
 import numpy as np
 
 from bench.common import (
+    fakes_env,
+    fakes_process,
     load_average,
     percentile,
-    pin_cpus,
     print_table,
+    run_bench,
     server_process,
-    write_results,
 )
 from bench.latency import frame_rms, transport_round_trip
 from media_server.audio.pcm import PcmResampler
 from media_server.listening.segmenter import Segmenter, SegmenterConfig
-from media_server.rtc.ice import configure_host_addresses
-from tests.conftest import speech_48k
-from tests.fakes.elevenlabs_fake import start_elevenlabs_fake
-from tests.fakes.mp3_fixture import mp3_bytes
-from tests.fakes.openai_fake import start_openai_fake
+from tests.audio_fixtures import speech_48k
 from tests.voice_client import VOICED_RMS, VoiceClient
 
 SERVER_CPU = 0
@@ -127,18 +125,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     speech = speech_48k(PHRASE)
     lead = leading_silence_s(speech)
     decision_ms = segmenter_decision_s(speech, args.barge_in_min_ms) * 1000
-    openai = await start_openai_fake(transcript="", reply=LONG_REPLY, chunk_delay_s=0.005)
-    eleven = await start_elevenlabs_fake(audio=mp3_bytes(SENTENCE_AUDIO_S))
-    env = {
-        "OPENAI_API_KEY": "sk-bench",
-        "OPENAI_BASE_URL": openai.base_url,
-        "ELEVENLABS_API_KEY": "el-bench",
-        "ELEVENLABS_BASE_URL": eleven.base_url,
-        "BARGE_IN_MIN_MS": str(args.barge_in_min_ms),
-        "RATE_LIMIT_PER_MINUTE": "0",
-    }
+    # The fakes get their own process (on the clients' core, by inheritance):
+    # run in this one, their SSE and MP3 work delayed the client's loop, and
+    # with it the frame times this bench measures.
+    fakes = fakes_process(
+        "--transcript=",  # the phrase is a turn of its own: transcribed as ""
+        "--first-byte-delay=0",
+        "--token-delay=0.005",
+        "--tts-delay=0",
+        f"--tts-seconds={SENTENCE_AUDIO_S}",
+        "--replies",
+        json.dumps({"": LONG_REPLY}),  # "" is in every prompt: this reply for all
+    )
     rounds: list[dict[str, Any]] = []
-    try:
+    async with fakes as urls:
+        env = {
+            **fakes_env(urls),
+            "BARGE_IN_MIN_MS": str(args.barge_in_min_ms),
+            "RATE_LIMIT_PER_MINUTE": "0",
+        }
         with server_process(["-m", "media_server"], env, cpus={SERVER_CPU}) as srv:
             await srv.wait_ready()
             client = VoiceClient(srv.base_url)
@@ -156,9 +161,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await asyncio.sleep(0.5)
             finally:
                 await client.close()
-    finally:
-        await openai.close()
-        await eleven.close()
 
     one_way = rtt_ms / 2
     goal = args.barge_in_min_ms + GOAL_MARGIN_MS
@@ -220,12 +222,7 @@ def main() -> None:
     args = parser.parse_args()
     args.rounds = args.rounds or (3 if args.quick else 8)
     args.rtt_rounds = 3 if args.quick else 5
-    if pin_cpus({CLIENT_CPU}) is None:
-        print(f"could not pin this process to CPU {CLIENT_CPU}")
-    configure_host_addresses(("127.0.0.1",))
-    data = asyncio.run(run(args))
-    path = write_results("bargein", data)
-    print(f"wrote {path}")
+    run_bench("bargein", run, args, client_cpu=CLIENT_CPU)
 
 
 if __name__ == "__main__":

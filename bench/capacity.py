@@ -74,19 +74,18 @@ from bench.common import (
     cpu_busy_pct,
     cpu_busy_ticks,
     cpu_seconds,
+    fakes_env,
     fakes_process,
     lag_stats,
     load_average,
     percentile,
-    pin_cpus,
     print_table,
     read_loop_lag,
     rss_mb,
+    run_bench,
     self_cpu_seconds,
-    write_results,
 )
-from media_server.rtc.ice import configure_host_addresses
-from tests.conftest import speech_48k
+from tests.audio_fixtures import speech_48k
 from tests.voice_client import VoiceClient
 
 SERVER_CPU = 0
@@ -552,10 +551,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     )
     voice_env = {
-        "OPENAI_API_KEY": "sk-bench",
-        "OPENAI_BASE_URL": urls["openai"],
-        "ELEVENLABS_API_KEY": "el-bench",
-        "ELEVENLABS_BASE_URL": urls["elevenlabs"],
+        **fakes_env(urls),
         "MAX_SESSIONS": "1000",
         "RATE_LIMIT_PER_MINUTE": "0",
     }
@@ -707,12 +703,7 @@ def main() -> None:
     args.budget = args.budget or (150.0 if args.quick else 570.0)
     if args.quiet_wait is None:
         args.quiet_wait = 5.0 if args.quick else 20.0
-    if pin_cpus({CLIENT_CPU}) is None:
-        print(f"could not pin this process to CPU {CLIENT_CPU}; numbers are not per core")
-    configure_host_addresses(("127.0.0.1",))
-    data = asyncio.run(run(args))
-    path = write_results("capacity", data)
-    print(f"wrote {path}")
+    run_bench("capacity", run, args, client_cpu=CLIENT_CPU)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from media_server.rtc.ice import configure_host_addresses
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -297,11 +299,40 @@ async def fakes_process(*args: str) -> AsyncIterator[dict[str, str]]:
             await asyncio.wait_for(proc.wait(), 10)
 
 
+def fakes_env(urls: dict[str, str]) -> dict[str, str]:
+    """The voice server's provider keys and base URLs, pointing its OpenAI and
+    ElevenLabs clients at the fakes of ``fakes_process`` (``urls``)."""
+    return {
+        "OPENAI_API_KEY": "sk-bench",
+        "OPENAI_BASE_URL": urls["openai"],
+        "ELEVENLABS_API_KEY": "el-bench",
+        "ELEVENLABS_BASE_URL": urls["elevenlabs"],
+    }
+
+
 def write_results(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+def run_bench(
+    name: str,
+    run: Callable[..., Coroutine[Any, Any, dict[str, Any]]],
+    *args: Any,
+    client_cpu: int | None = None,
+) -> dict[str, Any]:
+    """A benchmark's entry point: pin this process to ``client_cpu`` (before
+    the loop starts, so its threads and the fakes' process inherit it), offer
+    loopback ICE candidates only, ``asyncio.run(run(*args))``, and write the
+    result to ``bench/results/<name>.json``."""
+    if client_cpu is not None and pin_cpus({client_cpu}) is None:
+        print(f"could not pin this process to CPU {client_cpu}; it may share the server's core")
+    configure_host_addresses(("127.0.0.1",))
+    data = asyncio.run(run(*args))
+    print(f"wrote {write_results(name, data)}")
+    return data
 
 
 def print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:

@@ -38,18 +38,18 @@ import numpy as np
 
 from bench.common import (
     cpu_seconds,
+    fakes_env,
     fakes_process,
     percentile,
     print_table,
+    run_bench,
     server_process,
-    write_results,
 )
 from media_server.audio.mp3 import Mp3Decoder
 from media_server.audio.pcm import PcmResampler
 from media_server.listening.segmenter import Segmenter, SegmenterConfig, SpeechEnded
-from media_server.rtc.ice import configure_host_addresses
 from media_server.text import SentenceChunker
-from tests.conftest import speech_48k
+from tests.audio_fixtures import speech_48k
 from tests.fakes.mp3_fixture import mp3_bytes
 from tests.fakes.openai_fake import tokens_of
 from tests.voice_client import VOICED_RMS, VoiceClient
@@ -217,10 +217,7 @@ async def run_fake(turns: int) -> dict[str, Any]:
         agents.write_text(BENCH_AGENTS)
         async with fakes as urls:
             env = {
-                "OPENAI_API_KEY": "sk-bench",
-                "OPENAI_BASE_URL": urls["openai"],
-                "ELEVENLABS_API_KEY": "el-bench",
-                "ELEVENLABS_BASE_URL": urls["elevenlabs"],
+                **fakes_env(urls),
                 "VAD_SILENCE_MS": str(HANGOVER_MS),
             }
             with server_process(["-m", "media_server", "--agents-file", str(agents)], env) as srv:
@@ -302,11 +299,8 @@ def main() -> None:
     parser.add_argument("--engines", choices=("fake", "embedded"), default="fake")
     parser.add_argument("--turns", type=int, default=8)
     args = parser.parse_args()
-    configure_host_addresses(("127.0.0.1",))
     runner = run_fake if args.engines == "fake" else run_embedded
-    data = asyncio.run(runner(args.turns))
-    path = write_results(f"latency_{args.engines}", data)
-    print(f"wrote {path}")
+    run_bench(f"latency_{args.engines}", runner, args.turns)
 
 
 if __name__ == "__main__":

@@ -41,9 +41,8 @@ from bench.common import (
     rss_mb,
     write_results,
 )
-from media_server.audio.pcm import PcmResampler
-from media_server.providers.espeak_tts import synthesize_to_pcm
 from media_server.rtc.ice import configure_host_addresses
+from tests.audio_fixtures import speech_48k
 from tests.fakes.openai_fake import OpenAIFake, OpenAIKnobs
 from tests.voice_client import VoiceClient
 
@@ -74,12 +73,6 @@ class FlakyOpenAIFake(OpenAIFake):
             self.injected[status] += 1
             return status
         return None
-
-
-def speech(text: str) -> bytes:
-    pcm, rate = synthesize_to_pcm(text, "en-us")
-    resampler = PcmResampler(rate, 1, 48000)
-    return resampler.convert(pcm) + resampler.flush()
 
 
 @dataclass
@@ -233,7 +226,7 @@ def slope_mb_per_min(points: list[tuple[float, float]]) -> float | None:
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     configure_host_addresses(("127.0.0.1",))
-    pcms = [await asyncio.to_thread(speech, p) for p in PHRASES]
+    pcms = [await asyncio.to_thread(speech_48k, p) for p in PHRASES]
     knobs = OpenAIKnobs(transcript="I would like to book a table.", reply=REPLY)
     knobs.speech_seconds = 0.6
     fake = await FlakyOpenAIFake(knobs, args.error_rate, args.seed).start()

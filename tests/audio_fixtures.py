@@ -10,6 +10,10 @@ What webrtcvad thinks of these signals (measured, see AIORTC-NOTES.md):
 * White noise reads as speech in modes 0-2, so there is deliberately no
   "noise" helper to be mistaken for silence.
 
+``speech_48k()`` is real speech (espeak-ng, deterministic, offline) at the
+mic track's rate. This module is plain: the benchmarks import it too, so it
+must not become a fixtures module (tests/conftest.py re-exports from here).
+
 Example::
 
     from tests.audio_fixtures import speech_like, silence
@@ -19,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import fractions
+import functools
 import io
 
 import av
@@ -36,6 +41,17 @@ def _to_pcm(samples: np.ndarray) -> bytes:
 def silence(duration_s: float, rate: int = 16000, channels: int = 1) -> bytes:
     """Digital silence (all-zero samples)."""
     return bytes(round(duration_s * rate) * 2 * channels)
+
+
+@functools.cache
+def speech_48k(text: str, voice: str = "en-us") -> bytes:
+    """espeak-ng speech as 48 kHz mono s16le, the rate of the mic track."""
+    from media_server.audio.pcm import PcmResampler
+    from media_server.providers.espeak_tts import synthesize_to_pcm
+
+    pcm, rate = synthesize_to_pcm(text, voice)
+    resampler = PcmResampler(rate, 1, 48000)
+    return resampler.convert(pcm) + resampler.flush()
 
 
 def sine(duration_s: float, freq: float, rate: int = 16000, amplitude: float = 0.5) -> bytes:

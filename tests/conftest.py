@@ -15,6 +15,7 @@ from media_server.providers import build_providers
 from media_server.providers.base import Providers
 from media_server.rtc.ice import configure_host_addresses
 from signaling.app import REGISTRY_KEY, create_app
+from tests.audio_fixtures import speech_48k as speech_48k  # re-export; bench/ imports it there
 from tests.leaks import Snapshot, wait_back_to
 
 # Every peer in the suite, server and client, offers 127.0.0.1 only (DESIGN.md §9).
@@ -34,17 +35,6 @@ def make_settings(**overrides: Any) -> Settings:
 def embedded_providers() -> Providers:
     """One set of offline engines for the whole run (pocketsphinx takes ~1 s to load)."""
     return build_providers(make_settings())
-
-
-@functools.cache
-def speech_48k(text: str, voice: str = "en-us") -> bytes:
-    """espeak-ng speech as 48 kHz mono s16le, the rate of the mic track."""
-    from media_server.audio.pcm import PcmResampler
-    from media_server.providers.espeak_tts import synthesize_to_pcm
-
-    pcm, rate = synthesize_to_pcm(text, voice)
-    resampler = PcmResampler(rate, 1, 48000)
-    return resampler.convert(pcm) + resampler.flush()
 
 
 @dataclass
