@@ -21,8 +21,9 @@ from media_server.agents import Agent
 from media_server.audio.outbound import AgentAudioTrack
 from media_server.audio.speaker_feed import SPEAKER_RATE, SpeakerFeed
 from media_server.deadlines import StageDeadlines, aclose, first_item, remaining_items
-from media_server.providers.base import Providers, SpeechToTextStream
-from media_server.text import ConversationHistory, SentenceChunker, heard_prefix
+from media_server.providers.base import Providers, SpeechToText, SpeechToTextStream
+from media_server.spoken import SpokenReply
+from media_server.text import ConversationHistory, SentenceChunker
 from media_server.types import AudioChunk, ProviderError, ReplyOptions, Stage, Transcript, Utterance
 
 log = logging.getLogger(__name__)
@@ -86,10 +87,8 @@ class Turn:
             self.t0 = started_at if started_at is not None else time.monotonic()
         self.phase: Phase = "processing"
         self.metrics: dict[str, float | None] = {}
-        self._heard_pieces: list[tuple[str, int]] = []
-        self._played_base: int | None = None
         self._reply_text = ""
-        self._audio_started = False
+        self._spoken = SpokenReply(ctx.speaker, on_first_audio=self._on_first_audio_out)
         self._heard_recorded = False
         self._heard = ""
 
@@ -104,25 +103,6 @@ class Turn:
         return ms
 
     # ---- stages --------------------------------------------------------
-
-    async def _transcribe(self) -> str:
-        assert self.utterance is not None
-        utterance = self.utterance
-        stream, self.stt_stream = self.stt_stream, None
-        if stream is not None:
-            try:
-                async with asyncio.timeout(self.ctx.deadlines.stt_s):
-                    return (await stream.finish()).text.strip()
-            except (ProviderError, TimeoutError) as exc:
-                # The whole utterance is still here: decode it the usual way.
-                log.info("turn %s: streamed STT failed (%r); decoding again", self.turn_id, exc)
-
-        async def once() -> AsyncIterator[Transcript]:
-            yield await self.ctx.providers.stt.transcribe(utterance)
-
-        first, rest = await first_item("stt", once, self.ctx.deadlines, lambda: True)
-        await aclose(rest)
-        return (first.text if first is not None else "").strip()
 
     async def _reply(self, tts_queue: asyncio.Queue[str | None]) -> None:
         """Streams the reply text: llm_response events and TTS chunks."""
@@ -174,7 +154,7 @@ class Turn:
         ctx = self.ctx
         voice = ctx.agent.voice_for(ctx.providers.tts.name)
         while (piece := await tts_queue.get()) is not None:
-            if not self._audio_started:
+            if not self._spoken.started:
                 self._set_phase("generating_audio")
             feed = SpeakerFeed()
 
@@ -183,7 +163,7 @@ class Turn:
 
             # Retrying is fine until any audio of this reply reached the speaker.
             first, stream = await first_item(
-                "tts", open_stream, ctx.deadlines, lambda: not self._audio_started
+                "tts", open_stream, ctx.deadlines, lambda: not self._spoken.started
             )
             if stream is None:
                 raise ProviderError("tts", "bad_output", "tts: no audio")
@@ -196,33 +176,19 @@ class Turn:
                     yield chunk
 
             async for chunk in chunks():
-                samples += await self._play(feed.convert(chunk))
+                samples += await self._spoken.play(feed.convert(chunk))
                 # A provider that sends faster than real time leaves many chunks
                 # ready at once, and none of these awaits yields while they do:
                 # decoding them in one go held the loop, and every session's
                 # 20 ms frames, for 4-9 ms per reply under load (bench.capacity).
                 await asyncio.sleep(0)
-            samples += await self._play(feed.flush())
+            samples += await self._spoken.play(feed.flush())
             if samples == 0:
                 raise ProviderError("tts", "bad_output", "tts: no decodable audio")
-            self._heard_pieces.append((piece, samples))
+            self._spoken.piece_done(piece, samples)
 
-    async def _play(self, pcm: bytes) -> int:
-        if not pcm:
-            return 0
-        speaker = self.ctx.speaker
-        if not self._audio_started:
-            self._audio_started = True
-            self._played_base = speaker.played_samples
-            first_out = speaker.on_first_audio()
-            first_out.add_done_callback(self._on_first_audio_out)
-        await speaker.write(pcm)
-        return len(pcm) // 2
-
-    def _on_first_audio_out(self, fut: asyncio.Future[float]) -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            return
-        self.metrics.setdefault("first_audio_ms", (fut.result() - self.t0) * 1000)
+    def _on_first_audio_out(self, at: float) -> None:
+        self.metrics.setdefault("first_audio_ms", (at - self.t0) * 1000)
         self._set_phase("speaking")
 
     @property
@@ -238,9 +204,7 @@ class Turn:
         if self._heard_recorded:
             return self._heard
         self._heard_recorded = True
-        if self._played_base is not None:
-            played = self.ctx.speaker.played_samples - self._played_base
-            self._heard = heard_prefix(self._heard_pieces, played)
+        self._heard = self._spoken.heard()
         self.ctx.history.add_assistant(self._heard)
         return self._heard
 
@@ -256,8 +220,9 @@ class Turn:
                     self.metrics["end_of_turn_wait_ms"] = (
                         u.turn_ended_at - u.speech_ended_at
                     ) * 1000
+                stream, self.stt_stream = self.stt_stream, None
                 try:
-                    transcript = await self._transcribe()
+                    transcript = await transcribe(u, stream, ctx.providers.stt, ctx.deadlines)
                 except ProviderError as err:
                     ctx.on_stage_result("stt", err)
                     raise
@@ -271,7 +236,7 @@ class Turn:
             ctx.send(protocol.transcription(transcript, self.turn_id, is_final=True))
             ctx.history.add_user(transcript)
             await self._reply_and_speak()
-            await self._wait_played()
+            await wait_played(ctx.speaker)
             self._heard_recorded = True
             ctx.history.add_assistant(self._reply_text)
             self._mark("total_ms")
@@ -332,13 +297,6 @@ class Turn:
                 raise provider_errors[0] from None
             raise
 
-    async def _wait_played(self) -> None:
-        speaker = self.ctx.speaker
-        speaker.end_of_reply()
-        target = speaker.played_samples + speaker.queued_samples
-        remaining_s = speaker.queued_samples / SPEAKER_RATE
-        await speaker.wait_until_played(target, timeout=remaining_s + 2.0)
-
     def send_metrics(self, *, interrupted: bool = False) -> None:
         """Report the stages this turn reached (also when it was cut short:
         how fast the agent started talking is as true of an interrupted turn)."""
@@ -346,3 +304,35 @@ class Turn:
             if value is not None:
                 self.ctx.observe(name, value)
         self.ctx.send(protocol.turn_metrics(self.turn_id, interrupted=interrupted, **self.metrics))
+
+
+async def transcribe(
+    utterance: Utterance,
+    stream: SpeechToTextStream | None,
+    stt: SpeechToText,
+    deadlines: StageDeadlines,
+) -> str:
+    """The utterance's text: finish the streaming decode if there is one,
+    else (or if it fails) transcribe the whole utterance."""
+    if stream is not None:
+        try:
+            async with asyncio.timeout(deadlines.stt_s):
+                return (await stream.finish()).text.strip()
+        except (ProviderError, TimeoutError) as exc:
+            # The whole utterance is still here: decode it the usual way.
+            log.info("streamed STT failed (%r); decoding again", exc)
+
+    async def once() -> AsyncIterator[Transcript]:
+        yield await stt.transcribe(utterance)
+
+    first, rest = await first_item("stt", once, deadlines, lambda: True)
+    await aclose(rest)
+    return (first.text if first is not None else "").strip()
+
+
+async def wait_played(speaker: AgentAudioTrack) -> None:
+    """Until the speaker has played everything queued (bounded by its length)."""
+    speaker.end_of_reply()
+    target = speaker.played_samples + speaker.queued_samples
+    remaining_s = speaker.queued_samples / SPEAKER_RATE
+    await speaker.wait_until_played(target, timeout=remaining_s + 2.0)

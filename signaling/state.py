@@ -1,0 +1,41 @@
+"""What the HTTP handlers share: the app's state keys, limits and JSON errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from media_server.config import Settings
+from media_server.metrics import Metrics
+from media_server.providers.base import Providers
+from signaling.limits import RateLimiter
+from signaling.registry import SessionRegistry
+from signaling.tokens import TokenVerifier
+
+MAX_BODY_BYTES = 64 * 1024
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+LOOP_LAG_INTERVAL_S = 0.25
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+AGENTS_KEY = web.AppKey("agents", dict)
+PROVIDERS_KEY = web.AppKey("providers", Providers)
+REGISTRY_KEY = web.AppKey("registry", SessionRegistry)
+METRICS_KEY = web.AppKey("metrics", Metrics)
+BACKGROUND_KEY = web.AppKey("background", list)
+OWNS_PROVIDERS_KEY = web.AppKey("owns_providers", bool)
+RATE_LIMITER_KEY = web.AppKey("rate_limiter", RateLimiter)
+TOKENS_KEY = web.AppKey("tokens", TokenVerifier | None)  # type: ignore[arg-type]
+
+# Sent with every answer. The page may be opened as /?token=...: no-referrer
+# keeps that URL out of the Referer of everything the page fetches next.
+SECURITY_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def json_error(status: int, code: str, message: str, **headers: str) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers or None
+    )
