@@ -20,6 +20,7 @@ from media_server.types import AudioChunk
 
 from . import errors
 from .audio_body import audio_chunks
+from .base import TTSCapabilities
 from .pooling import KEEPALIVE_S, warm_up_imports
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ class ElevenLabsTTS:
         self._model = model
         self._output_format = output_format
         self._pcm_rate = int(pcm.group(1)) if pcm else 0
+        self.capabilities = TTSCapabilities(
+            streaming=True, encoding="pcm" if pcm else "mp3", sample_rate=self._pcm_rate
+        )
         self._voice_settings = {"stability": stability, "similarity_boost": similarity_boost}
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),

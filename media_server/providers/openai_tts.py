@@ -15,6 +15,7 @@ from media_server.types import AudioChunk
 
 from . import errors
 from .audio_body import audio_chunks
+from .base import TTSCapabilities
 from .openai_client import make_client
 from .pooling import warm_up_imports
 
@@ -41,6 +42,10 @@ class OpenAITTS:
         self._api_key = api_key
         self._model = model
         self._format = response_format
+        self._pcm_rate = PCM_RATE if response_format == "pcm" else 0
+        self.capabilities = TTSCapabilities(
+            streaming=True, encoding="pcm" if self._pcm_rate else "mp3", sample_rate=self._pcm_rate
+        )
         self._client = make_client(api_key=api_key, base_url=base_url, timeout_s=timeout_s)
         self._closed = False
 
@@ -49,7 +54,6 @@ class OpenAITTS:
         if not text.strip():
             return
         secrets = (self._api_key,)
-        pcm_rate = PCM_RATE if self._format == "pcm" else 0
         try:
             async with self._client.audio.speech.with_streaming_response.create(
                 model=self._model, voice=voice, input=text, response_format=self._format
@@ -59,7 +63,7 @@ class OpenAITTS:
                     raise errors.bad_output(
                         "tts", f"content-type {ctype!r} is not audio", status=response.status_code
                     )
-                audio = audio_chunks(response.iter_bytes(), pcm_rate=pcm_rate)
+                audio = audio_chunks(response.iter_bytes(), pcm_rate=self._pcm_rate)
                 async with contextlib.aclosing(audio) as chunks:
                     async for chunk in chunks:
                         yield chunk
