@@ -97,9 +97,7 @@ async def _on_startup(app: web.Application) -> None:
         app[PROVIDERS_KEY] = build_providers(app[SETTINGS_KEY])
     providers = app[PROVIDERS_KEY]
     for engine in (providers.stt, providers.llm, providers.tts):
-        warm_up = getattr(engine, "warm_up", None)
-        if warm_up is not None:
-            await warm_up()
+        await engine.warm_up()  # part of every engine protocol; a no-op where nothing loads
     app[BACKGROUND_KEY].append(asyncio.create_task(_watch_loop_lag(app)))
 
 

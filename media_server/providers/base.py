@@ -4,13 +4,18 @@ Providers do I/O only: they turn an utterance into text, a conversation into
 streamed reply text, or text into audio, and raise ``ProviderError`` when they
 cannot. Timeouts, retries and the words a person sees live in ``faults.py``
 and ``turn.py``; the values they exchange in ``media_server/types.py``.
+
+What an engine can do beyond the minimum (decode while the person speaks,
+stream audio, which encoding and rate) is data, ``STTCapabilities`` and
+``TTSCapabilities``, not the presence or absence of a method: every engine
+implements every method of its protocol, a no-op where it has nothing to do.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from media_server.types import (
     AudioChunk,
@@ -22,24 +27,56 @@ from media_server.types import (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class STTCapabilities:
+    """What a speech-to-text engine can do beyond ``transcribe()``."""
+
+    streaming: bool  # open_stream() decodes while the person speaks
+
+
+@dataclass(frozen=True, slots=True)
+class TTSCapabilities:
+    """How a text-to-speech engine delivers its audio."""
+
+    streaming: bool  # audio is yielded as it is made, before the whole text is done
+    encoding: Literal["pcm", "mp3"]
+    sample_rate: int  # of the PCM it yields; 0 when read from the stream (MP3)
+
+
 @runtime_checkable
-class SpeechToText(Protocol):
-    name: str
-
-    async def transcribe(self, utterance: Utterance) -> Transcript: ...
-
-    async def close(self) -> None: ...
-
-
 class SpeechToTextStream(Protocol):
-    """One utterance decoded while it is being spoken (optional capability:
-    an engine offers it with ``open_stream()``)."""
+    """One utterance decoded while it is being spoken, from ``SpeechToText.open_stream()``.
+
+    ``feed`` takes 16 kHz s16le mono PCM as it arrives; ``finish`` ends the
+    utterance and returns its transcript; ``cancel`` drops it (barge-in, a
+    turn that turned out to be noise). Exactly one of them ends a stream.
+    """
 
     def feed(self, pcm: bytes) -> None: ...
 
     async def finish(self) -> Transcript: ...
 
     def cancel(self) -> None: ...
+
+
+@runtime_checkable
+class SpeechToText(Protocol):
+    name: str
+    capabilities: STTCapabilities
+
+    async def transcribe(self, utterance: Utterance) -> Transcript: ...
+
+    def open_stream(self) -> SpeechToTextStream | None:
+        """A stream for a turn that is starting, or None: not a streaming engine
+        (``capabilities.streaming`` is false), or all its streaming decoders are
+        busy. On None the caller transcribes the whole utterance instead."""
+        ...
+
+    async def warm_up(self) -> None:
+        """Load now (at server start) what the first turn would otherwise wait for."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 @runtime_checkable
@@ -50,14 +87,19 @@ class LanguageModel(Protocol):
         self, messages: Sequence[ChatMessage], options: ReplyOptions
     ) -> AsyncIterator[str]: ...
 
+    async def warm_up(self) -> None: ...
+
     async def close(self) -> None: ...
 
 
 @runtime_checkable
 class TextToSpeech(Protocol):
     name: str
+    capabilities: TTSCapabilities
 
     def synthesize(self, text: str, voice: str) -> AsyncIterator[AudioChunk]: ...
+
+    async def warm_up(self) -> None: ...
 
     async def close(self) -> None: ...
 

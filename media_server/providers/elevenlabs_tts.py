@@ -8,6 +8,7 @@ keeps the TLS connection alive between sentences, which saves a handshake
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -18,6 +19,8 @@ import httpx
 from media_server.types import AudioChunk
 
 from . import errors
+from .audio_body import audio_chunks
+from .base import TTSCapabilities
 from .pooling import KEEPALIVE_S, warm_up_imports
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,9 @@ class ElevenLabsTTS:
         self._model = model
         self._output_format = output_format
         self._pcm_rate = int(pcm.group(1)) if pcm else 0
+        self.capabilities = TTSCapabilities(
+            streaming=True, encoding="pcm" if pcm else "mp3", sample_rate=self._pcm_rate
+        )
         self._voice_settings = {"stability": stability, "similarity_boost": similarity_boost}
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -71,9 +77,6 @@ class ElevenLabsTTS:
         path = f"/v1/text-to-speech/{quote(voice, safe='')}/stream"
         accept = "audio/pcm" if self._pcm_rate else "audio/mpeg"
         body = {"text": text, "model_id": self._model, "voice_settings": self._voice_settings}
-        sniffer = errors.Mp3Sniffer("tts")
-        carry = b""  # an odd trailing byte of PCM, held for the next chunk
-        total = 0
         try:
             async with self._client.stream(
                 "POST",
@@ -89,24 +92,12 @@ class ElevenLabsTTS:
                     raise errors.bad_output(
                         "tts", f"content-type {ctype!r} is not audio", status=response.status_code
                     )
-                async for data in response.aiter_bytes():
-                    if not data:
-                        continue
-                    total += len(data)
-                    if self._pcm_rate:
-                        data, carry = carry + data, b""
-                        if len(data) % 2:
-                            data, carry = data[:-1], data[-1:]
-                        if data:
-                            yield AudioChunk(data, "pcm", self._pcm_rate, 1)
-                    elif data := sniffer.feed(data):
-                        yield AudioChunk(data, "mp3")
-                if tail := sniffer.flush():
-                    yield AudioChunk(tail, "mp3")
+                audio = audio_chunks(response.aiter_bytes(), pcm_rate=self._pcm_rate)
+                async with contextlib.aclosing(audio) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
         except errors.KNOWN_ERRORS as exc:
             raise errors.from_exception("tts", exc, secrets=secrets) from None
-        if total == 0:
-            raise errors.bad_output("tts", "empty audio body")
 
     async def _status_error(self, response: httpx.Response) -> errors.ProviderError:
         raw = b""

@@ -36,6 +36,8 @@ import espeakng_loader
 
 from media_server.types import AudioChunk, ProviderError
 
+from .base import TTSCapabilities
+
 log = logging.getLogger(__name__)
 
 # speak_lib.h
@@ -48,6 +50,9 @@ _PARAM_RATE = 1
 _EE_OK = 0
 
 DEFAULT_VOICE = "en-us"
+# The rate espeak-ng synthesizes at (its fixed native rate; espeak_Initialize
+# reports it). Chunks carry the rate the library actually reported.
+SAMPLE_RATE = 22050
 DEFAULT_RATE_WPM = 165  # a little under espeak's 175 default: clearer after Opus and small speakers
 # Callback buffer length in ms: ~100 ms pieces keep the loop wake-ups low and still stream.
 _BUFFER_MS = 100
@@ -156,6 +161,8 @@ class _Engine:
         )
         if rate <= 0:
             raise ProviderError("tts", "unavailable", f"espeak-ng failed to initialise ({rate})")
+        if rate != SAMPLE_RATE:  # the chunks stay right; only the capabilities are off
+            log.warning("espeak-ng reports %d Hz, capabilities say %d Hz", rate, SAMPLE_RATE)
         lib.espeak_SetSynthCallback(self._callback)
         self._lib, self.sample_rate = lib, rate
         return lib
@@ -243,6 +250,8 @@ class EspeakTTS:
     """TextToSpeech on espeak-ng; all instances share the one process engine."""
 
     name = "espeak"
+    # Sentence by sentence, in ~100 ms pieces as the engine makes them.
+    capabilities = TTSCapabilities(streaming=True, encoding="pcm", sample_rate=SAMPLE_RATE)
 
     def __init__(self) -> None:
         # Hold the engine (and start its thread) now: the thread lives as long as

@@ -24,6 +24,7 @@ import openai
 from media_server.types import Transcript, Utterance
 
 from . import errors
+from .base import STTCapabilities
 from .openai_client import make_client
 from .pooling import warm_up_imports
 
@@ -49,6 +50,8 @@ def supports_verbose_json(model: str) -> bool:
 
 class OpenAISTT:
     name = "openai"
+    # One request per finished utterance; the endpoint does not stream input.
+    capabilities = STTCapabilities(streaming=False)
 
     def __init__(
         self,
@@ -135,6 +138,10 @@ class OpenAISTT:
     def _is_no_speech(self, segment: Any) -> bool:
         prob = getattr(segment, "no_speech_prob", None)
         return isinstance(prob, (int, float)) and prob > self._no_speech_threshold
+
+    def open_stream(self) -> None:
+        """Not a streaming engine: the turn transcribes the whole utterance."""
+        return None
 
     async def warm_up(self) -> None:
         """Load at start what the SDK would load in the first turn."""

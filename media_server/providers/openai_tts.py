@@ -7,12 +7,15 @@ sample-aligned so the consumer never sees half a sample.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from media_server.types import AudioChunk
 
 from . import errors
+from .audio_body import audio_chunks
+from .base import TTSCapabilities
 from .openai_client import make_client
 from .pooling import warm_up_imports
 
@@ -39,6 +42,10 @@ class OpenAITTS:
         self._api_key = api_key
         self._model = model
         self._format = response_format
+        self._pcm_rate = PCM_RATE if response_format == "pcm" else 0
+        self.capabilities = TTSCapabilities(
+            streaming=True, encoding="pcm" if self._pcm_rate else "mp3", sample_rate=self._pcm_rate
+        )
         self._client = make_client(api_key=api_key, base_url=base_url, timeout_s=timeout_s)
         self._closed = False
 
@@ -47,10 +54,6 @@ class OpenAITTS:
         if not text.strip():
             return
         secrets = (self._api_key,)
-        pcm = self._format == "pcm"
-        carry = b""  # an odd trailing byte of PCM, held for the next chunk
-        sniffer = errors.Mp3Sniffer("tts")
-        total = 0
         try:
             async with self._client.audio.speech.with_streaming_response.create(
                 model=self._model, voice=voice, input=text, response_format=self._format
@@ -60,24 +63,12 @@ class OpenAITTS:
                     raise errors.bad_output(
                         "tts", f"content-type {ctype!r} is not audio", status=response.status_code
                     )
-                async for data in response.iter_bytes():
-                    if not data:
-                        continue
-                    total += len(data)
-                    if pcm:
-                        data, carry = carry + data, b""
-                        if len(data) % 2:
-                            data, carry = data[:-1], data[-1:]
-                        if data:
-                            yield AudioChunk(data, "pcm", PCM_RATE, 1)
-                    elif data := sniffer.feed(data):
-                        yield AudioChunk(data, "mp3")
-                if not pcm and (tail := sniffer.flush()):
-                    yield AudioChunk(tail, "mp3")
+                audio = audio_chunks(response.iter_bytes(), pcm_rate=self._pcm_rate)
+                async with contextlib.aclosing(audio) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
         except errors.KNOWN_ERRORS as exc:
             raise errors.from_exception("tts", exc, secrets=secrets) from None
-        if total == 0:
-            raise errors.bad_output("tts", "empty audio body")
 
     async def warm_up(self) -> None:
         """Load at start what the SDK would load in the first turn."""

@@ -44,6 +44,8 @@ from pocketsphinx import Config, Decoder
 
 from media_server.types import ProviderError, Transcript, Utterance
 
+from .base import STTCapabilities
+
 log = logging.getLogger(__name__)
 
 MODEL_RATE = 16000
@@ -163,6 +165,8 @@ class PocketsphinxSTT:
     """SpeechToText on PocketSphinx; one decoder per instance, one thread to drive it."""
 
     name = "pocketsphinx"
+    # open_stream() may still return None when every pooled decoder is busy.
+    capabilities = STTCapabilities(streaming=True)
 
     def __init__(self, *, second_pass: bool = False, max_streams: int = 2) -> None:
         self._second_pass = second_pass

@@ -77,5 +77,9 @@ class ScriptedLLM:
             await asyncio.sleep(0)
             yield word if i == 0 else " " + word
 
+    async def warm_up(self) -> None:
+        """Nothing to load: the rules are plain Python, imported with this module."""
+        return None
+
     async def close(self) -> None:
         return None

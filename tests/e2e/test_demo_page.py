@@ -183,6 +183,9 @@ class FlakyLLM:
         async for delta in self.inner.stream_reply(messages, options):
             yield delta
 
+    async def warm_up(self) -> None:
+        await self.inner.warm_up()
+
     async def close(self) -> None:
         await self.inner.close()
 

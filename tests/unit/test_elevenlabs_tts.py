@@ -94,10 +94,13 @@ async def test_pcm_output_format_yields_sample_aligned_pcm(
     fake: ElevenLabsFake, make_tts: Callable[..., ElevenLabsTTS]
 ) -> None:
     fake.knobs.chunk_size = 999
-    chunks = await collect(make_tts(output_format="pcm_16000"))
+    tts = make_tts(output_format="pcm_16000")
+    chunks = await collect(tts)
     assert len(chunks) > 1
+    caps = tts.capabilities
     for c in chunks:
         assert (c.encoding, c.sample_rate, c.channels) == ("pcm", 16000, 1)
+        assert (c.encoding, c.sample_rate) == (caps.encoding, caps.sample_rate)
         assert len(c.data) % 2 == 0
     assert b"".join(c.data for c in chunks) == tone_pcm(1.0, 16000)
     assert fake.requests[0].headers["accept"] == "audio/pcm"

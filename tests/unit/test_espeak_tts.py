@@ -54,8 +54,10 @@ async def test_satisfies_protocol(tts: EspeakTTS) -> None:
 async def test_synthesizes_plausible_speech(tts: EspeakTTS) -> None:
     chunks = await collect(tts, SHORT)
     assert chunks
+    caps = tts.capabilities
     for chunk in chunks:
         assert (chunk.encoding, chunk.sample_rate, chunk.channels) == ("pcm", 22050, 1)
+        assert (chunk.encoding, chunk.sample_rate) == (caps.encoding, caps.sample_rate)
         assert len(chunk.data) % 2 == 0
     pcm = b"".join(c.data for c in chunks)
     assert 0.5 < seconds(chunks) < 5.0

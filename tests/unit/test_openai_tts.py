@@ -56,10 +56,13 @@ async def test_pcm_is_24k_mono_and_sample_aligned(
     fake: OpenAIFake, make_tts: Callable[..., OpenAITTS], chunk_size: int
 ) -> None:
     fake.knobs.chunk_size = chunk_size
-    chunks = await collect(make_tts(response_format="pcm", model="tts-1"))
+    tts = make_tts(response_format="pcm", model="tts-1")
+    chunks = await collect(tts)
     assert len(chunks) > 1
+    caps = tts.capabilities
     for c in chunks:
         assert (c.encoding, c.sample_rate, c.channels) == ("pcm", 24000, 1)
+        assert (c.encoding, c.sample_rate) == (caps.encoding, caps.sample_rate)
         assert len(c.data) % 2 == 0
     assert b"".join(c.data for c in chunks) == tone_pcm(1.0, 24000)
     assert fake.requests[0].json["response_format"] == "pcm"
