@@ -180,9 +180,9 @@ class VoiceSession:
 
     def _open_stt_stream(self) -> SpeechToTextStream | None:
         stt = self.providers.stt
-        if self._closing or not hasattr(stt, "open_stream"):  # TEMP until capabilities
+        if self._closing or not stt.capabilities.streaming:
             return None
-        return stt.open_stream()
+        return stt.open_stream()  # None when all its decoders are busy
 
     # ---- faults ----------------------------------------------------------
 
