@@ -26,15 +26,10 @@ import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media_server.audio.opus_encoder import SpeechOpusEncoder
+from media_server.audio.playout import PlayoutWaiters
 from media_server.rtc.level import SILENT
 
 log = logging.getLogger(__name__)
-
-
-def _mark_retrieved(fut: asyncio.Future) -> None:
-    # A future nobody awaited must not log "exception was never retrieved".
-    if not fut.cancelled():
-        fut.exception()
 
 
 class AgentAudioTrack(MediaStreamTrack):
@@ -76,8 +71,7 @@ class AgentAudioTrack(MediaStreamTrack):
         self._room.set()
         self._write_lock = asyncio.Lock()
         self._epoch = 0  # bumped by clear(): writes begun before it drop their audio
-        self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
-        self._first_audio: list[asyncio.Future[float]] = []
+        self._waiters = PlayoutWaiters()
         # Pacing: frame n is due at _anchor + n * FRAME_S.
         self._anchor: float | None = None
         self._n = 0
@@ -163,14 +157,7 @@ class AgentAudioTrack(MediaStreamTrack):
         if self._queued_samples < self._max_queued_samples:
             self._room.set()
         frame = self._emit(data)
-        if self._first_audio:
-            at = self._clock()
-            for fut in self._first_audio:
-                if not fut.done():
-                    fut.set_result(at)
-            self._first_audio.clear()
-        if self._waiters:
-            self._settle_waiters()
+        self._waiters.played(self.played_samples, self._clock())
         return frame
 
     def _emit(self, data: bytes, *, silent: bool = False) -> av.AudioFrame | av.Packet:
@@ -203,11 +190,7 @@ class AgentAudioTrack(MediaStreamTrack):
         self._queued_samples = 0
         self._pending = b""
         self._room.set()  # blocked writers see the stop and return
-        self._fail_waiters()
-        for fut in self._first_audio:
-            if not fut.done():
-                fut.set_exception(MediaStreamError("track stopped"))
-        self._first_audio.clear()
+        self._waiters.stop()
 
     # -- agent side ----------------------------------------------------------
 
@@ -264,7 +247,7 @@ class AgentAudioTrack(MediaStreamTrack):
         self._pending = b""
         self._epoch += 1
         self._room.set()
-        self._fail_waiters()
+        self._waiters.release()
         return dropped
 
     async def wait_until_played(self, target_played_samples: int, timeout: float) -> bool:
@@ -273,38 +256,8 @@ class AgentAudioTrack(MediaStreamTrack):
             return True
         if not self._live:
             return False
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        entry = (target_played_samples, fut)
-        self._waiters.append(entry)
-        try:
-            # Not asyncio.wait_for: on 3.11 it swallows a cancellation that
-            # arrives as the future completes (clear() + task.cancel() on
-            # barge-in do exactly that), and the cut turn would carry on.
-            async with asyncio.timeout(timeout):
-                return await fut
-        except TimeoutError:
-            return False
-        finally:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
+        return await self._waiters.until_played(target_played_samples, timeout)
 
     def on_first_audio(self) -> asyncio.Future[float]:
         """A future for the clock time the next real-audio frame leaves recv()."""
-        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        fut.add_done_callback(_mark_retrieved)
-        if self._live:
-            self._first_audio.append(fut)
-        else:
-            fut.set_exception(MediaStreamError("track stopped"))
-        return fut
-
-    def _settle_waiters(self) -> None:
-        played = self.played_samples
-        for target, fut in self._waiters:
-            if played >= target and not fut.done():
-                fut.set_result(True)
-
-    def _fail_waiters(self) -> None:
-        for _, fut in self._waiters:
-            if not fut.done():
-                fut.set_result(False)
+        return self._waiters.first_audio(self._live)

@@ -252,7 +252,7 @@ async def test_wait_until_played() -> None:
     assert not waiter.done()
     await track.recv()
     assert await asyncio.wait_for(waiter, 1.0) is True
-    assert track._waiters == []
+    assert len(track._waiters) == 0
     assert await track.wait_until_played(target, timeout=0) is True  # already reached
 
 
@@ -262,7 +262,7 @@ async def test_wait_until_played_times_out() -> None:
     t0 = time.monotonic()
     assert await track.wait_until_played(FRAME, timeout=0.05) is False
     assert time.monotonic() - t0 < 1.0
-    assert track._waiters == []
+    assert len(track._waiters) == 0
 
 
 async def test_wait_until_played_is_false_after_clear_or_stop() -> None:
