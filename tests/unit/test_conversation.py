@@ -238,3 +238,31 @@ async def test_aclose_of_an_idle_conversation(turns: int) -> None:
     await r.conversation.aclose()
     assert r.turns("interrupted") == 0
     assert r.sent.of("llm_response", interrupted=True) == []
+
+
+# ---- a turn cut before its task began ----------------------------------------------------------
+
+
+async def test_a_turn_cut_before_it_began_gives_back_its_streaming_transcript() -> None:
+    # The listener hands over a turn and, in the same loop iteration, the page
+    # sends text: the first turn is cut before its task ever ran.
+    r = rig()
+    stream = FakeSTT(streaming=True).open_stream()
+    assert stream is not None
+    r.conversation.start(utterance=Utterance(speech_like(0.3)), stt_stream=stream)
+    r.conversation.start(text="Typed at the same moment")
+    async with Playback(r.ctx.speaker):
+        await r.finished(2)
+    assert stream.cancelled  # a streaming decoder is a pooled resource: not leaked
+    assert r.turns("interrupted") == 1 and r.turns("completed") == 1
+    assert r.done == [1, 2]
+
+
+async def test_aclose_right_after_start_gives_back_its_streaming_transcript() -> None:
+    r = rig()
+    stream = FakeSTT(streaming=True).open_stream()
+    assert stream is not None
+    r.conversation.start(utterance=Utterance(speech_like(0.3)), stt_stream=stream)
+    await r.conversation.aclose()
+    assert stream.cancelled
+    assert r.done == [1]

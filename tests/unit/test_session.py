@@ -369,3 +369,15 @@ async def test_end_session_ends_it_once_and_frees_everything(calls) -> None:
     call.say(speech_like(0.5) + silence(1.0))
     assert len(call.sent.raw) == count
     assert len(llm.calls) == 1
+
+
+async def test_closing_as_a_turn_ends_gives_back_its_streaming_decoder(calls) -> None:
+    # The page goes away at the moment the person stops speaking: the turn is
+    # handed to the conversation and cut by close() before its task ran.
+    stt = FakeSTT(streaming=True)
+    call = calls(fake_providers(stt=stt))
+    call.say(speech_like(0.6) + silence(1.0))
+    assert call.session.conversation.busy and len(stt.streams) == 1
+    await call.session.close()
+    [stream] = stt.streams
+    assert stream.cancelled and stt.open_streams == 0
