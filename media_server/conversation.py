@@ -79,6 +79,12 @@ class Conversation:
         heard = turn.record_heard()
         self._ctx.speaker.clear()
         task.cancel()
+        if not turn.begun:
+            # Cut before its task took a step: neither run() nor _run() will
+            # ever execute, so give back its streaming decoder (a pooled
+            # resource) and report its end here.
+            turn.discard()
+            task.add_done_callback(lambda _: self._on_turn_done())
         self._cancelled.add(task)
         task.add_done_callback(self._cancelled.discard)
         self._turn = self._task = None

@@ -80,6 +80,8 @@ class Turn:
         # The same utterance, already decoded while it was spoken (if the
         # STT engine streams); finishing it is all that is left.
         self.stt_stream = stt_stream
+        # run() has begun: a task cancelled before its first step never runs it.
+        self.begun = False
         # t0: the moment the person stopped speaking (or pressed send).
         if utterance is not None:
             self.t0 = utterance.speech_ended_at or time.monotonic()
@@ -208,9 +210,16 @@ class Turn:
         self.ctx.history.add_assistant(self._heard)
         return self._heard
 
+    def discard(self) -> None:
+        """Give back what a turn that never ran holds: its streaming transcript."""
+        if self.stt_stream is not None:
+            self.stt_stream.cancel()
+            self.stt_stream = None
+
     # ---- the turn ------------------------------------------------------
 
     async def run(self) -> TurnResult:
+        self.begun = True
         ctx = self.ctx
         transcript = ""
         try:
