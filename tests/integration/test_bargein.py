@@ -4,12 +4,10 @@ and the history keeps only what the person heard."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 from media_server.providers import build_providers
-from tests.audio_fixtures import speech_like
 from tests.conftest import make_settings, speech_48k
 from tests.fakes.elevenlabs_fake import start_elevenlabs_fake
 from tests.fakes.mp3_fixture import mp3_bytes
@@ -91,39 +89,6 @@ async def test_speaking_over_the_agent_stops_it_and_history_keeps_the_heard_part
         await client.close()
 
 
-async def test_a_short_blip_does_not_interrupt(agent, server_factory):
-    _, _, providers = agent
-    server = await server_factory(providers=providers, barge_in_min_ms=600)
-    client = VoiceClient(server.base_url)
-    try:
-        await client.connect("receptionist")
-        since = await _start_long_reply(client)
-        # 300 ms of voice (plus webrtcvad's smoothing): over the minimum for a
-        # turn, well under the 600 ms needed to take the floor.
-        await client.say(speech_like(0.3, rate=48000))
-        await asyncio.sleep(1.5)
-        assert not [e for e in client.events[since:] if e.get("interrupted")]
-        recent = time.monotonic()
-        await asyncio.sleep(0.5)
-        assert client.voiced_frames_after(recent) > 10  # still talking
-        client.send({"type": "interrupt"})
-    finally:
-        await client.close()
-
-
-async def test_interrupt_message_stops_the_reply(leak_check, agent, server_factory):
-    _, _, providers = agent
-    server = await server_factory(providers=providers)
-    client = VoiceClient(server.base_url)
-    try:
-        await client.connect("sales")
-        since = await _start_long_reply(client)
-        client.send({"type": "interrupt"})
-        cut = await client.wait_for("llm_response", since=since, interrupted=True, timeout=10)
-        assert cut["reason"] == "client"
-        await client.wait_for("status_update", since=since, status="idle", timeout=5)
-        cut_at = client.event_times[client.events.index(cut)]
-        await asyncio.sleep(1.5)
-        assert client.voiced_frames_after(cut_at + 0.5) == 0
-    finally:
-        await client.close()
+# Speech over the agent that is too short to take the floor, and the page's
+# interrupt message, are the listener's and the session's unit tests
+# (tests/unit/test_listener.py, tests/unit/test_session.py).

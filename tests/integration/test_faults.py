@@ -100,19 +100,14 @@ def _fail(status: int, count: int = 2) -> Callable[[OpenAIFake], None]:
     return lambda fake: fake.fail_next(status, count)
 
 
-NOT_JSON = _set(body=b"<html>Bad gateway</html>", content_type="text/html")
+# One fault a stage through the whole WebRTC path. Every other fault (each
+# HTTP status, bad bodies, stalls, empty replies) is mapped by the provider
+# contract tests and handled by the turn's unit tests (tests/unit/test_turn.py)
+# in milliseconds.
 CASES = [
     # stage, fault, knobs to break it, expected error code
     ("stt", "http 500 twice", _fail(500), "stt_unavailable"),
-    ("stt", "hang", _set(hang=True), "stt_timeout"),
-    ("stt", "html instead of json", NOT_JSON, "stt_bad_output"),
-    ("llm", "http 503 twice", _fail(503), "llm_unavailable"),
-    ("llm", "hang", _set(hang=True), "llm_timeout"),
     ("llm", "error mid-stream", _set(stream_error_after_tokens=2), "llm_unavailable"),
-    ("llm", "empty reply", _set(reply=""), "llm_bad_output"),
-    ("tts", "http 500 twice", _fail(500), "tts_unavailable"),
-    ("tts", "hang", _set(hang=True), "tts_timeout"),
-    ("tts", "html instead of audio", NOT_JSON, "tts_bad_output"),
     ("tts", "stall mid-stream", _set(hold_after_chunks=1, chunk_size=512), "tts_timeout"),
 ]
 

@@ -10,7 +10,6 @@ from tests.conftest import speech_48k
 from tests.voice_client import VoiceClient
 
 BOOKING = "Hello, I would like to book an appointment for tomorrow morning."
-HOURS = "What time are you open on Friday?"
 
 
 def _index(types: list[str], name: str) -> int:
@@ -35,7 +34,9 @@ async def test_spoken_turns_reach_transcript_reply_and_audio(server, leak_check)
         assert hello["providers"] == {"stt": "pocketsphinx", "llm": "scripted", "tts": "espeak"}
         assert server.session_count == 1
 
-        for text in (BOOKING, HOURS):
+        # One spoken turn end to end; the order of statuses over many turns
+        # is the session's unit tests' (tests/unit/test_session.py).
+        for text in (BOOKING,):
             since = len(client.events)
             turn_id, speech_end = await _spoken_turn(client, text)
             types = client.types(since)
