@@ -216,9 +216,13 @@ async def run_fake(turns: int) -> dict[str, Any]:
         agents = Path(tmp) / "agents.toml"
         agents.write_text(BENCH_AGENTS)
         async with fakes as urls:
+            # The fixed-pause end of turn: this bench measures what the
+            # server adds after the turn ends, so the pause must be the one
+            # computed offline above (bench.turns measures the end of turn).
             env = {
                 **fakes_env(urls),
-                "VAD_SILENCE_MS": str(HANGOVER_MS),
+                "TURN_DETECTOR": "silence",
+                "TURN_SILENCE_MS": str(HANGOVER_MS),
             }
             with server_process(["-m", "media_server", "--agents-file", str(agents)], env) as srv:
                 await srv.wait_ready()

@@ -7,7 +7,6 @@ stops with it. Secrets are kept out of ``repr`` so they never reach a log.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -15,12 +14,21 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-
-class ConfigError(ValueError):
-    """One bad setting; ``str()`` is a single line naming it."""
-
+from media_server.config_values import (
+    ConfigError,
+    float_in_range,
+    ice_server_list,
+    int_in_range,
+    ip_list,
+    one_of,
+    origin_list,
+    read_dotenv,
+    secret,
+    url,
+)
 
 STT_CHOICES = ("auto", "openai", "pocketsphinx")
+TURN_DETECTORS = ("auto", "silence", "lexical")
 LLM_CHOICES = ("auto", "openai", "scripted")
 TTS_CHOICES = ("auto", "elevenlabs", "openai", "espeak")
 
@@ -52,9 +60,20 @@ class Settings:
     ice_host_addresses: tuple[str, ...] = ()
     ice_servers: tuple[str, ...] = ()
 
-    # Turn-taking (DESIGN.md section 2).
+    # Turn-taking (DESIGN.md section 2). When a turn ends is TURN_DETECTOR's
+    # call: "lexical" reads the transcript at each pause (a finished sentence
+    # ends after VAD_SILENCE_MS, an unfinished one waits up to
+    # TURN_MAX_WAIT_MS, words it cannot read TURN_SILENCE_MS); "silence"
+    # always waits TURN_SILENCE_MS. Each wait is at least the one before it
+    # (VAD_SILENCE_MS=700 alone makes every wait at least 700 ms).
+    turn_detector: str = "auto"
     vad_aggressiveness: int = 2
-    vad_silence_ms: int = 500
+    vad_silence_ms: int = 200
+    turn_silence_ms: int = 500
+    turn_max_wait_ms: int = 1800
+    # Speculative transcriptions of a turn while it is spoken (batch cloud
+    # STT only; each one is a billed request).
+    turn_max_speculative: int = 2
     vad_preroll_ms: int = 300
     vad_min_speech_ms: int = 250
     vad_max_utterance_s: float = 30.0
@@ -102,148 +121,13 @@ _FLAG_ONLY = frozenset({"host", "port"})
 ENV_NAMES: dict[str, str] = {f.name.upper(): f.name for f in fields(Settings)}
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines; '#' comments, optional 'export ', quotes stripped."""
-    values: dict[str, str] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return values
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f".env: cannot read {path} ({exc})") from exc
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f".env line {lineno}: expected KEY=VALUE")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key.strip()] = value
-    return values
-
-
-def _int(name: str, raw: str, lo: int, hi: int) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: expected a whole number") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name}={value}: must be between {lo} and {hi}")
-    return value
-
-
-def _float(name: str, raw: str, lo: float, hi: float) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: expected a number") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name}={value}: must be between {lo:g} and {hi:g}")
-    return value
-
-
-def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
-    value = raw.strip().lower()
-    if value not in choices:
-        raise ConfigError(f"{name}={raw!r}: must be one of {', '.join(choices)}")
-    return value
-
-
-def _url(name: str, raw: str) -> str:
-    value = raw.strip().rstrip("/")
-    if value and not value.startswith(("http://", "https://")):
-        raise ConfigError(f"{name}={raw!r}: must start with http:// or https://")
-    return value
-
-
-def _ip_list(name: str, raw: str) -> tuple[str, ...]:
-    items = tuple(p.strip() for p in raw.split(",") if p.strip())
-    for item in items:
-        try:
-            ipaddress.ip_address(item)
-        except ValueError:
-            raise ConfigError(f"{name}: {item!r} is not an IP address") from None
-    return items
-
-
-def _origins(name: str, raw: str) -> tuple[str, ...]:
-    """``*`` or a comma list of scheme://host[:port] origins, normalised."""
-    items = tuple(p.strip() for p in raw.split(",") if p.strip())
-    if "*" in items:
-        if len(items) > 1:
-            raise ConfigError(f"{name}: '*' allows every origin and cannot be combined")
-        return items
-    out = []
-    for item in items:
-        origin = normalize_origin(item)
-        if origin is None:
-            raise ConfigError(
-                f"{name}: {item!r} is not an origin like https://example.com or http://host:8080"
-            )
-        out.append(origin)
-    return tuple(out)
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def normalize_origin(value: str) -> str | None:
-    """``scheme://host:port`` in lower case with the port spelled out, or None.
-
-    The form an ``Origin`` header (RFC 6454) and an ALLOWED_ORIGINS entry are
-    compared in, so ``https://Example.com`` and ``https://example.com:443`` match.
-    """
-    scheme, sep, rest = value.strip().partition("://")
-    scheme = scheme.lower()
-    if not sep or scheme not in _DEFAULT_PORTS or not rest or any(c in rest for c in "/?#@ "):
-        return None
-    host, port_text = rest, ""
-    if rest.startswith("["):  # [IPv6]:port
-        end = rest.find("]")
-        if end < 0:
-            return None
-        host, port_text = rest[: end + 1], rest[end + 1 :].removeprefix(":")
-        if rest[end + 1 :] and not rest[end + 1 :].startswith(":"):
-            return None
-    elif ":" in rest:
-        host, port_text = rest.rsplit(":", 1)
-    if not host:
-        return None
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            return None
-        port = int(port_text)
-    else:
-        port = _DEFAULT_PORTS[scheme]
-    return f"{scheme}://{host.lower()}:{port}"
-
-
-def _secret(name: str, raw: str) -> str:
-    value = raw.strip()
-    if value and len(value) < 16:
-        # Never echo the value: it is a secret even when it is a bad one.
-        raise ConfigError(f"{name}: must be at least 16 characters (use a long random string)")
-    return value
-
-
-def _ice_servers(name: str, raw: str) -> tuple[str, ...]:
-    items = tuple(p.strip() for p in raw.split(",") if p.strip())
-    for item in items:
-        if not item.startswith(("stun:", "turn:", "turns:")):
-            raise ConfigError(f"{name}: {item!r} must be a stun:, turn: or turns: URL")
-    return items
-
-
 _INT_RANGES = {
     "port": (0, 65535),
     "vad_aggressiveness": (0, 3),
-    "vad_silence_ms": (100, 5000),
+    "vad_silence_ms": (60, 5000),
+    "turn_silence_ms": (60, 10000),
+    "turn_max_wait_ms": (60, 20000),
+    "turn_max_speculative": (0, 20),
     "vad_preroll_ms": (0, 2000),
     "vad_min_speech_ms": (0, 5000),
     "barge_in_min_ms": (0, 5000),
@@ -269,29 +153,37 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 def _convert(attr: str, name: str, raw: str) -> Any:
     if attr in _INT_RANGES:
-        return _int(name, raw, *_INT_RANGES[attr])
+        return int_in_range(name, raw, *_INT_RANGES[attr])
     if attr in _FLOAT_RANGES:
-        return _float(name, raw, *_FLOAT_RANGES[attr])
+        return float_in_range(name, raw, *_FLOAT_RANGES[attr])
     if attr == "stt_provider":
-        return _choice(name, raw, STT_CHOICES)
+        return one_of(name, raw, STT_CHOICES)
     if attr == "llm_provider":
-        return _choice(name, raw, LLM_CHOICES)
+        return one_of(name, raw, LLM_CHOICES)
     if attr == "tts_provider":
-        return _choice(name, raw, TTS_CHOICES)
+        return one_of(name, raw, TTS_CHOICES)
+    if attr == "turn_detector":
+        if raw.strip().lower() in ("smart-turn", "smart_turn", "smartturn"):
+            raise ConfigError(
+                f"{name}=smart-turn: not available. The Smart Turn audio model scored "
+                "at chance on this project's test speech and takes 75-180 ms a pause "
+                "on 2 cores; use lexical (the default) or silence"
+            )
+        return one_of(name, raw, TURN_DETECTORS)
     if attr in ("openai_base_url", "elevenlabs_base_url"):
-        return _url(name, raw)
+        return url(name, raw)
     if attr == "ice_host_addresses":
-        return _ip_list(name, raw)
+        return ip_list(name, raw)
     if attr == "ice_servers":
-        return _ice_servers(name, raw)
+        return ice_server_list(name, raw)
     if attr == "allowed_origins":
-        return _origins(name, raw)
+        return origin_list(name, raw)
     if attr == "auth_secret":
-        return _secret(name, raw)
+        return secret(name, raw)
     if attr == "agents_file":
         return Path(raw.strip()) if raw.strip() else None
     if attr == "log_level":
-        return _choice(name, raw.upper(), tuple(v.lower() for v in _LOG_LEVELS)).upper()
+        return one_of(name, raw.upper(), tuple(v.lower() for v in _LOG_LEVELS)).upper()
     return raw.strip()
 
 

@@ -48,6 +48,11 @@ class Conversation:
         return self._task is not None
 
     @property
+    def next_turn_id(self) -> int:
+        """The id the next turn will have (interim transcripts carry it)."""
+        return self._turn_seq + 1
+
+    @property
     def phase(self) -> Phase | None:
         return self._turn.phase if self._turn is not None else None
 
@@ -57,8 +62,10 @@ class Conversation:
         utterance: Utterance | None = None,
         text: str | None = None,
         stt_stream: SpeechToTextStream | None = None,
+        transcript: str | None = None,
     ) -> None:
-        """Answer this utterance or text, cutting short the turn before it."""
+        """Answer this utterance or text, cutting short the turn before it.
+        ``transcript``: the utterance's words, if already transcribed."""
         if self._closed:
             if stt_stream is not None:
                 stt_stream.cancel()
@@ -66,7 +73,12 @@ class Conversation:
         self.interrupt("new_turn")
         self._turn_seq += 1
         turn = Turn(
-            self._ctx, self._turn_seq, utterance=utterance, text=text, stt_stream=stt_stream
+            self._ctx,
+            self._turn_seq,
+            utterance=utterance,
+            text=text,
+            stt_stream=stt_stream,
+            transcript=transcript,
         )
         self._turn = turn
         self._task = asyncio.create_task(self._run(turn), name=f"{self._label}-turn-{turn.turn_id}")

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from media_server import protocol
 from media_server.types import ProviderError, Stage
 
 RETRY_AFTER_CAP_S = 2.0  # never keep a person waiting longer than this for a retry
@@ -67,6 +68,13 @@ def session_ended_message(err: ProviderError) -> str:
         else f"The {service} service keeps failing"
     )
     return f"{why}, so this conversation has ended. Please try again later."
+
+
+def session_ended_event(err: ProviderError) -> str:
+    """The ``error`` event that tells the page a provider ended the call."""
+    return protocol.error(
+        session_ended_message(err), "provider_unavailable", retryable=False, stage=err.stage
+    )
 
 
 class ErrorBudget:

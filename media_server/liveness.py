@@ -7,6 +7,10 @@ the first deadline passed names the reason the session ends.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from media_server.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +19,10 @@ class Limits:
     ping_timeout_s: float  # once the page pings: silence before it counts as gone
     idle_timeout_s: float  # no speech, text or turn
     max_session_s: float  # whatever happens
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Limits:
+        return cls(s.connect_timeout_s, s.ping_timeout_s, s.idle_timeout_s, s.max_session_s)
 
 
 class Liveness:

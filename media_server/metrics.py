@@ -65,6 +65,17 @@ class Metrics:
             buckets=_LATENCY_BUCKETS_MS,
             registry=r,
         )
+        self.speculative_stt = Counter(
+            "voice_agent_speculative_stt",
+            "Speculative transcriptions of a turn at its pauses (batch STT; billed requests)",
+            registry=r,
+        )
+        self.speculative_stt_per_turn = Histogram(
+            "voice_agent_speculative_stt_per_turn",
+            "Speculative transcriptions a turn took (turns that took any)",
+            buckets=(1, 2, 3, 5, 10, 20),
+            registry=r,
+        )
         self.outbound_late = Counter(
             "voice_agent_outbound_frames_late",
             "Agent audio frames sent more than 20 ms behind schedule (an overloaded loop)",

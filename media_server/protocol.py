@@ -11,8 +11,19 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Status = Literal["idle", "listening", "processing", "generating_audio", "speaking"]
-STATUSES: tuple[str, ...] = ("idle", "listening", "processing", "generating_audio", "speaking")
+# "still_listening": the person paused after words that do not end a
+# sentence, and the server waits for the rest (listening/end_of_turn.py).
+Status = Literal[
+    "idle", "listening", "still_listening", "processing", "generating_audio", "speaking"
+]
+STATUSES: tuple[str, ...] = (
+    "idle",
+    "listening",
+    "still_listening",
+    "processing",
+    "generating_audio",
+    "speaking",
+)
 
 CLIENT_TYPES = frozenset({"text_input", "interrupt", "end_session", "ping"})
 

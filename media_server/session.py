@@ -24,9 +24,12 @@ from media_server.config import Settings
 from media_server.conversation import Conversation
 from media_server.deadlines import StageDeadlines
 from media_server.events import EventChannel
+from media_server.interim import InterimTranscripts
+from media_server.listening.end_of_turn import EndOfTurn
 from media_server.listening.listener import (
     BargeIn,
     Listener,
+    PauseHeard,
     PersonStarted,
     SpeechIgnored,
     TurnEnded,
@@ -76,6 +79,7 @@ class VoiceSession:
         self.listener = Listener(
             segmenter_config(settings),
             barge_in_min_ms=settings.barge_in_min_ms,
+            end_of_turn=EndOfTurn.from_settings(settings),
             open_stream=self._open_stt_stream,
         )
         self.history = ConversationHistory(settings.history_max_messages)
@@ -95,15 +99,18 @@ class VoiceSession:
             label=label,
             on_turn_done=self._on_turn_done,
         )
-        self.liveness = Liveness(
-            Limits(
-                settings.connect_timeout_s,
-                settings.ping_timeout_s,
-                settings.idle_timeout_s,
-                settings.max_session_s,
-            ),
-            time.monotonic(),
+        self.interim = InterimTranscripts(
+            providers.stt,
+            self.listener,
+            metrics,
+            send=self.events.send,
+            next_turn_id=lambda: self.conversation.next_turn_id,
+            on_heard=self._refresh_status,
+            timeout_s=settings.stt_timeout_s,
+            max_speculative=settings.turn_max_speculative,
+            label=label,
         )
+        self.liveness = Liveness(Limits.from_settings(settings), time.monotonic())
         self.errors = faults.ErrorBudget(settings.provider_error_limit)
         self.status: protocol.Status = "idle"
         self.end_reason: str | None = None
@@ -120,9 +127,16 @@ class VoiceSession:
 
     def _refresh_status(self) -> None:
         """The one place the status changes: the running turn's phase, else
-        whether the person is speaking."""
-        phase = self.conversation.phase
-        status = phase or ("listening" if self.listener.person_speaking else "idle")
+        whether the person is speaking (and whether we wait on an unfinished
+        sentence)."""
+        listener = self.listener
+        status = self.conversation.phase or (
+            "still_listening"
+            if listener.waiting_on_unfinished
+            else "listening"
+            if listener.person_speaking
+            else "idle"
+        )
         if status != self.status:
             self.status = status
             self.events.send(protocol.status_update(status))
@@ -168,14 +182,22 @@ class VoiceSession:
         for decision in self.listener.feed(pcm, now, agent_has_floor=conversation.busy):
             if isinstance(decision, PersonStarted):
                 self.liveness.activity(now)
+            elif isinstance(decision, PauseHeard):
+                self.interim.on_pause(decision)
             elif isinstance(decision, TurnEnded):
                 self.liveness.activity(now)
-                conversation.start(utterance=decision.utterance, stt_stream=decision.stt_stream)
+                self.interim.turn_over()
+                conversation.start(
+                    utterance=decision.utterance,
+                    stt_stream=decision.stt_stream,
+                    transcript=decision.transcript,
+                )
             elif isinstance(decision, BargeIn):
                 conversation.interrupt("barge_in")
-            elif isinstance(decision, SpeechIgnored) and decision.reason == "over_agent":
-                self.liveness.activity(now)
-                log.debug("session %s: short speech over the agent ignored", self.session_id)
+            elif isinstance(decision, SpeechIgnored):
+                self.interim.turn_over()
+                if decision.reason == "over_agent":
+                    self.liveness.activity(now)
         self._refresh_status()
 
     def _open_stt_stream(self) -> SpeechToTextStream | None:
@@ -204,14 +226,7 @@ class VoiceSession:
             err.kind,
             self.errors.failures(err.stage),
         )
-        self.events.send(
-            protocol.error(
-                faults.session_ended_message(err),
-                "provider_unavailable",
-                retryable=False,
-                stage=err.stage,
-            )
-        )
+        self.events.send(faults.session_ended_event(err))
         self._close_soon("provider_unavailable")
 
     # ---- data channel in -------------------------------------------------
@@ -262,7 +277,7 @@ class VoiceSession:
             self.listener.close()
             self.end_reason = reason
             await self.events.end(reason)
-            tasks = [self.conversation.aclose()]
+            tasks = [self.conversation.aclose(), self.interim.aclose()]
             if self._watchdog is not None and self._watchdog is not asyncio.current_task():
                 self._watchdog.cancel()
                 tasks.append(self._watchdog)

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from media_server import faults, protocol
 from media_server.agents import Agent
 from media_server.audio.outbound import AgentAudioTrack
-from media_server.audio.speaker_feed import SPEAKER_RATE, SpeakerFeed
-from media_server.deadlines import StageDeadlines, aclose, first_item, remaining_items
-from media_server.providers.base import Providers, SpeechToText, SpeechToTextStream
+from media_server.audio.speaker_feed import SPEAKER_RATE
+from media_server.deadlines import StageDeadlines, first_item, remaining_items
+from media_server.providers.base import Providers, SpeechToTextStream
 from media_server.spoken import SpokenReply
 from media_server.text import ConversationHistory, SentenceChunker
-from media_server.types import AudioChunk, ProviderError, ReplyOptions, Stage, Transcript, Utterance
+from media_server.transcription import utterance_text
+from media_server.types import ProviderError, ReplyOptions, Stage, Utterance
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Turn:
         text: str | None = None,
         started_at: float | None = None,
         stt_stream: SpeechToTextStream | None = None,
+        transcript: str | None = None,
     ) -> None:
         if (utterance is None) == (text is None):
             raise ValueError("a turn starts from an utterance or from text, not both")
@@ -80,6 +82,9 @@ class Turn:
         # The same utterance, already decoded while it was spoken (if the
         # STT engine streams); finishing it is all that is left.
         self.stt_stream = stt_stream
+        # The same utterance, already transcribed speculatively at its last
+        # pause (nothing was said after it): no transcription is left to do.
+        self.transcript = transcript
         # run() has begun: a task cancelled before its first step never runs it.
         self.begun = False
         # t0: the moment the person stopped speaking (or pressed send).
@@ -152,42 +157,19 @@ class Turn:
         ctx.send(protocol.llm_response(self._reply_text, self.turn_id, is_final=True))
 
     async def _speak(self, tts_queue: asyncio.Queue[str | None]) -> None:
-        """Synthesizes chunks in order and queues their audio on the speaker."""
+        """Speaks the reply's pieces in order as the LLM writes them."""
         ctx = self.ctx
         voice = ctx.agent.voice_for(ctx.providers.tts.name)
         while (piece := await tts_queue.get()) is not None:
             if not self._spoken.started:
                 self._set_phase("generating_audio")
-            feed = SpeakerFeed()
-
-            def open_stream(piece: str = piece) -> AsyncIterator[AudioChunk]:
-                return ctx.providers.tts.synthesize(piece, voice)
-
-            # Retrying is fine until any audio of this reply reached the speaker.
-            first, stream = await first_item(
-                "tts", open_stream, ctx.deadlines, lambda: not self._spoken.started
+            await self._spoken.say(
+                piece,
+                ctx.providers.tts,
+                voice,
+                ctx.deadlines,
+                on_first_byte=lambda: self._mark("first_tts_byte_ms"),
             )
-            if stream is None:
-                raise ProviderError("tts", "bad_output", "tts: no audio")
-            self._mark("first_tts_byte_ms")
-            samples = 0
-
-            async def chunks(first=first, stream=stream) -> AsyncIterator[AudioChunk]:
-                yield first
-                async for chunk in remaining_items("tts", stream, ctx.deadlines):
-                    yield chunk
-
-            async for chunk in chunks():
-                samples += await self._spoken.play(feed.convert(chunk))
-                # A provider that sends faster than real time leaves many chunks
-                # ready at once, and none of these awaits yields while they do:
-                # decoding them in one go held the loop, and every session's
-                # 20 ms frames, for 4-9 ms per reply under load (bench.capacity).
-                await asyncio.sleep(0)
-            samples += await self._spoken.play(feed.flush())
-            if samples == 0:
-                raise ProviderError("tts", "bad_output", "tts: no decodable audio")
-            self._spoken.piece_done(piece, samples)
 
     def _on_first_audio_out(self, at: float) -> None:
         self.metrics.setdefault("first_audio_ms", (at - self.t0) * 1000)
@@ -230,12 +212,14 @@ class Turn:
                         u.turn_ended_at - u.speech_ended_at
                     ) * 1000
                 stream, self.stt_stream = self.stt_stream, None
-                try:
-                    transcript = await transcribe(u, stream, ctx.providers.stt, ctx.deadlines)
-                except ProviderError as err:
-                    ctx.on_stage_result("stt", err)
-                    raise
-                ctx.on_stage_result("stt", None)
+                transcript = await utterance_text(
+                    u,
+                    stream=stream,
+                    transcript=self.transcript,
+                    stt=ctx.providers.stt,
+                    deadlines=ctx.deadlines,
+                    on_result=ctx.on_stage_result,
+                )
                 if not transcript:
                     return TurnResult("dropped", metrics=self.metrics)
                 self._mark("transcript_ms")
@@ -313,30 +297,6 @@ class Turn:
             if value is not None:
                 self.ctx.observe(name, value)
         self.ctx.send(protocol.turn_metrics(self.turn_id, interrupted=interrupted, **self.metrics))
-
-
-async def transcribe(
-    utterance: Utterance,
-    stream: SpeechToTextStream | None,
-    stt: SpeechToText,
-    deadlines: StageDeadlines,
-) -> str:
-    """The utterance's text: finish the streaming decode if there is one,
-    else (or if it fails) transcribe the whole utterance."""
-    if stream is not None:
-        try:
-            async with asyncio.timeout(deadlines.stt_s):
-                return (await stream.finish()).text.strip()
-        except (ProviderError, TimeoutError) as exc:
-            # The whole utterance is still here: decode it the usual way.
-            log.info("streamed STT failed (%r); decoding again", exc)
-
-    async def once() -> AsyncIterator[Transcript]:
-        yield await stt.transcribe(utterance)
-
-    first, rest = await first_item("stt", once, deadlines, lambda: True)
-    await aclose(rest)
-    return (first.text if first is not None else "").strip()
 
 
 async def wait_played(speaker: AgentAudioTrack) -> None:

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from media_server.config import normalize_origin
+from media_server.config_values import normalize_origin
 
 # Distinct client addresses tracked at once. Past this the least recently
 # seen bucket is dropped: at worst that address gets a fresh allowance, and

@@ -5,13 +5,20 @@ turn is running), it returns decisions for the session to carry out:
 
 - ``PersonStarted``: speech began (the session shows "listening" if the
   agent is quiet, and counts it as activity).
+- ``PauseHeard``: the person paused mid-turn; the session may transcribe
+  the turn so far and hand the text back with ``interim_transcript``.
 - ``TurnEnded``: the person finished while the agent was quiet: answer this
-  utterance (with the streaming transcript, if one was decoded meanwhile).
+  utterance (with the streaming decode, or the speculative transcript that
+  covers all of it, if there is one).
 - ``BargeIn``: the person has talked over the agent for ``barge_in_min_ms``:
   stop the agent now.
 - ``SpeechIgnored``: speech that is not a turn: too short (a blip), or it
   ended over the agent without reaching the barge-in minimum (a
   backchannel, a cough, the agent's own echo).
+
+When a turn is over is ``EndOfTurn``'s call (end_of_turn.py): at each pause
+the words heard so far set how long the pause must last. While the agent
+holds the floor the fixed pause applies: a backchannel is not a sentence.
 
 While a turn is spoken, its audio is fed to a streaming speech-to-text
 decoder, when the engine offers one, so the transcript is ready when the
@@ -23,13 +30,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from media_server.listening.completion import Completion
+from media_server.listening.end_of_turn import EndOfTurn
 from media_server.listening.segmenter import (
+    PauseStarted,
     Segmenter,
     SegmenterConfig,
+    SegmenterEvent,
     SpeechDropped,
     SpeechEnded,
+    SpeechResumed,
     SpeechStarted,
 )
 from media_server.providers.base import SpeechToTextStream
@@ -44,10 +56,21 @@ class PersonStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class PauseHeard:
+    pause: int  # hand it back with interim_transcript()
+    pcm: bytes  # the turn so far
+    stt_stream: SpeechToTextStream | None  # the turn's streaming decode, if any
+
+
+@dataclass(frozen=True, slots=True)
 class TurnEnded:
     utterance: Utterance
     # The same utterance decoded while it was spoken, or None.
     stt_stream: SpeechToTextStream | None
+    # A speculative transcript of the whole utterance (nothing was said after
+    # the pause it was taken in), or None: the turn need not transcribe again.
+    transcript: str | None = None
+    reading: Completion | None = None  # what the words said about the ending
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +84,7 @@ class SpeechIgnored:
     at: float
 
 
-Decision = PersonStarted | TurnEnded | BargeIn | SpeechIgnored
+Decision = PersonStarted | PauseHeard | TurnEnded | BargeIn | SpeechIgnored
 
 
 class Listener:
@@ -72,21 +95,48 @@ class Listener:
         config: SegmenterConfig,
         *,
         barge_in_min_ms: int,
+        end_of_turn: EndOfTurn | None = None,
         open_stream: Callable[[], SpeechToTextStream | None] = lambda: None,
         is_speech: Callable[[bytes], bool] | None = None,
     ) -> None:
-        """``open_stream`` starts a streaming decode of one turn (None: the
+        """``config.silence_ms`` is replaced by the end-of-turn policy's longest
+        wait. ``open_stream`` starts a streaming decode of one turn (None: the
         engine does not stream, or all its decoders are busy)."""
+        self.end_of_turn = end_of_turn or EndOfTurn(detector="silence")
+        eot = self.end_of_turn
+        # A pause is reported halfway to the shortest wait, so a transcript of
+        # the turn so far can be back by the time a finished sentence may end.
+        pause_ms = max(config.frame_ms, eot.min_wait_ms // 2) if eot.reads_words else None
+        config = replace(config, silence_ms=eot.longest_wait_ms, pause_ms=pause_ms)
         self._segmenter = Segmenter(config, is_speech=is_speech, on_audio=self._on_turn_audio)
+        self._min_speech_ms = config.min_speech_ms
         self._barge_in_min_ms = barge_in_min_ms
         self._open_stream = open_stream
         self._stream: SpeechToTextStream | None = None
         self._stream_refused = False
         self._closed = False
+        self._pause = 0  # bumped at each pause and each resumption
+        self._in_pause = False
+        self._heard: tuple[int, str, bool] | None = None  # (pause, text, covers the turn)
 
     @property
     def person_speaking(self) -> bool:
         return self._segmenter.in_speech
+
+    @property
+    def waiting_on_unfinished(self) -> bool:
+        """In a pause after words that do not end a sentence: still listening."""
+        reading = self._reading() if self._in_pause else None
+        return reading is not None and reading.verdict == "incomplete"
+
+    def interim_transcript(self, pause: int, text: str, *, covers_turn: bool) -> bool:
+        """The transcript of the turn up to ``pause`` (from ``PauseHeard``).
+        ``covers_turn``: it transcribed all of that audio (a batch engine), so
+        it can stand for the turn's transcript. False if it came too late."""
+        if self._closed or pause != self._pause or not self._in_pause:
+            return False
+        self._heard = (pause, text, covers_turn)
+        return True
 
     def feed(self, pcm: bytes, now: float, *, agent_has_floor: bool) -> list[Decision]:
         """Process PCM whose last sample ends at ``now``."""
@@ -94,25 +144,14 @@ class Listener:
             return []
         decisions: list[Decision] = []
         for event in self._segmenter.feed(pcm, now):
-            if isinstance(event, SpeechStarted):
-                decisions.append(PersonStarted(event.at))
-            elif isinstance(event, SpeechEnded):
-                stream = self._take_stream()
-                if not agent_has_floor:
-                    decisions.append(TurnEnded(event.utterance, stream))
-                    continue
-                if stream is not None:
-                    stream.cancel()
-                decisions.append(SpeechIgnored("over_agent", event.utterance.turn_ended_at))
-            elif isinstance(event, SpeechDropped):
-                if (stream := self._take_stream()) is not None:
-                    stream.cancel()
-                decisions.append(SpeechIgnored(event.reason, event.at))
-        if (
-            agent_has_floor
-            and self._segmenter.in_speech
-            and self._segmenter.speech_ms >= self._barge_in_min_ms
-        ):
+            self._on_event(event, agent_has_floor, decisions)
+        segmenter = self._segmenter
+        if self._in_pause and segmenter.in_speech:
+            paused_ms = (now - segmenter.last_voiced_end) * 1000
+            if paused_ms >= self._required_wait_ms(agent_has_floor) - 1e-6:
+                if (ended := segmenter.end_now(now)) is not None:
+                    self._on_event(ended, agent_has_floor, decisions)
+        if agent_has_floor and segmenter.in_speech and segmenter.speech_ms >= self._barge_in_min_ms:
             decisions.append(BargeIn(now))
         return decisions
 
@@ -121,6 +160,64 @@ class Listener:
         self._closed = True
         if (stream := self._take_stream()) is not None:
             stream.cancel()
+
+    # ---- internals -------------------------------------------------------
+
+    def _on_event(
+        self, event: SegmenterEvent, agent_has_floor: bool, decisions: list[Decision]
+    ) -> None:
+        if isinstance(event, SpeechStarted):
+            self._heard = None
+            decisions.append(PersonStarted(event.at))
+        elif isinstance(event, PauseStarted):
+            self._pause += 1
+            self._in_pause = True
+            if not agent_has_floor:
+                pcm = self._segmenter.turn_pcm()
+                decisions.append(PauseHeard(self._pause, pcm, self._stream))
+        elif isinstance(event, SpeechResumed):
+            self._pause += 1  # whatever was heard at the pause is stale now
+            self._in_pause = False
+        elif isinstance(event, SpeechEnded):
+            stream = self._take_stream()
+            reading, transcript = self._reading(), self._turn_transcript()
+            self._end_pause()
+            if not agent_has_floor:
+                decisions.append(TurnEnded(event.utterance, stream, transcript, reading))
+                return
+            if stream is not None:
+                stream.cancel()
+            decisions.append(SpeechIgnored("over_agent", event.utterance.turn_ended_at))
+        elif isinstance(event, SpeechDropped):
+            self._end_pause()
+            if (stream := self._take_stream()) is not None:
+                stream.cancel()
+            decisions.append(SpeechIgnored(event.reason, event.at))
+
+    def _end_pause(self) -> None:
+        self._in_pause = False
+        self._heard = None
+        self._pause += 1
+
+    def _reading(self) -> Completion | None:
+        heard = self._heard
+        if heard is None or heard[0] != self._pause:
+            return None
+        return self.end_of_turn.reading(heard[1])
+
+    def _turn_transcript(self) -> str | None:
+        heard = self._heard
+        if heard is None or heard[0] != self._pause or not heard[2]:
+            return None
+        return heard[1]
+
+    def _required_wait_ms(self, agent_has_floor: bool) -> float:
+        eot = self.end_of_turn
+        if agent_has_floor:
+            return eot.default_wait_ms  # a backchannel is not a sentence
+        if self._segmenter.speech_ms < self._min_speech_ms:
+            return eot.min_wait_ms  # a blip: dropped as soon as it is over
+        return eot.wait_ms(self._reading())
 
     def _on_turn_audio(self, pcm: bytes) -> None:
         """The segmenter's audio of the turn in progress: decode it now."""

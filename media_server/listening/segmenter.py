@@ -53,6 +53,10 @@ class SegmenterConfig:
     # release, not the whole hangover (pocketsphinx runs at ~0.3x real time, so
     # shipping 500 ms of silence would cost ~150 ms of CPU per turn).
     tail_ms: int = 200
+    # A pause: this much trailing non-voiced time reports ``PauseStarted`` (and
+    # voice after it ``SpeechResumed``) so an end-of-turn policy can end the
+    # turn before ``silence_ms`` with ``end_now()``. None: no pause events.
+    pause_ms: int | None = None
 
     def __post_init__(self) -> None:
         if self.sample_rate not in _VAD_RATES:
@@ -64,6 +68,8 @@ class SegmenterConfig:
         for name in ("start_ms", "silence_ms", "preroll_ms", "min_speech_ms", "tail_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.pause_ms is not None and not self.frame_ms <= self.pause_ms <= self.silence_ms:
+            raise ValueError(f"pause_ms must be within frame_ms..silence_ms, got {self.pause_ms}")
         if self.silence_ms < self.frame_ms:
             raise ValueError(f"silence_ms must be >= frame_ms ({self.frame_ms})")
         if self.max_utterance_s * 1000 < max(self.start_ms, self.frame_ms):
@@ -85,12 +91,26 @@ class SpeechEnded:
 
 
 @dataclass(frozen=True)
+class PauseStarted:
+    """The person paused inside a turn; ``at``: end of the last voiced frame."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class SpeechResumed:
+    """Voice again after a ``PauseStarted``: the same turn goes on."""
+
+    at: float
+
+
+@dataclass(frozen=True)
 class SpeechDropped:
     reason: str  # "too_short"
     at: float
 
 
-SegmenterEvent = SpeechStarted | SpeechEnded | SpeechDropped
+SegmenterEvent = SpeechStarted | SpeechEnded | SpeechDropped | PauseStarted | SpeechResumed
 
 
 def peak_dbfs(pcm: bytes) -> float:
@@ -141,6 +161,10 @@ class Segmenter:
         self._preroll_frames = config.preroll_ms // fm
         self._silence_frames = max(1, math.ceil(config.silence_ms / fm))
         self._tail_frames = min(self._silence_frames, config.tail_ms // fm)
+        self._pause_frames = (
+            max(1, math.ceil(config.pause_ms / fm)) if config.pause_ms is not None else None
+        )
+        self._paused = False
         self._max_frames = max(1, int(config.max_utterance_s * 1000) // fm)
 
         self._remainder = b""
@@ -164,6 +188,23 @@ class Segmenter:
     def speech_ms(self) -> int:
         """Voiced ms in the current turn (0 when idle); barge-in compares this."""
         return self._voiced_frames * self.config.frame_ms if self._in_speech else 0
+
+    @property
+    def last_voiced_end(self) -> float:
+        """Clock time the last voiced frame of the turn ended (0 when idle)."""
+        return self._last_voiced_end if self._in_speech else 0.0
+
+    def turn_pcm(self) -> bytes:
+        """The turn so far, as ``SpeechEnded`` would carry it if it ended now."""
+        drop = max(0, self._trailing_unvoiced - self._tail_frames)
+        return b"".join(self._frames[: len(self._frames) - drop])
+
+    def end_now(self, end_time: float) -> SpeechEnded | SpeechDropped | None:
+        """End the turn in progress at once (an end-of-turn policy decided it
+        is over before ``silence_ms``); None when there is none."""
+        if not self._in_speech:
+            return None
+        return self._finish(end_time)
 
     def reset(self) -> None:
         """Forget everything: partial frame, pre-roll and any turn in progress."""
@@ -197,19 +238,26 @@ class Segmenter:
         self._frames.append(frame)
         if self._on_audio is not None:
             self._on_audio(frame)
+        events: list[SegmenterEvent] | None = None
         if voiced:
             self._voiced_frames += 1
             self._trailing_unvoiced = 0
             self._last_voiced_end = end_time
+            if self._paused:
+                self._paused = False
+                events = [SpeechResumed(at=end_time - self._frame_s)]
         else:
             self._trailing_unvoiced += 1
             if self._trailing_unvoiced >= self._silence_frames:
                 return [self._finish(end_time)]
+            if self._trailing_unvoiced == self._pause_frames:
+                self._paused = True
+                events = [PauseStarted(at=self._last_voiced_end)]
         if len(self._frames) >= self._max_frames:
             # Cut: the audio so far is a turn of its own; if speech goes on, the
             # next start needs fresh voiced frames (history is empty).
-            return [self._finish(end_time)]
-        return None
+            return [*(events or []), self._finish(end_time)]
+        return events
 
     def _idle_frame(
         self, frame: bytes, voiced: bool, end_time: float
@@ -259,16 +307,18 @@ class Segmenter:
 
     def _end_turn(self) -> None:
         self._in_speech = False
+        self._paused = False
         self._frames = []
         self._voiced_frames = 0
         self._trailing_unvoiced = 0
 
 
 def segmenter_config(settings: Settings) -> SegmenterConfig:
-    """The segmenter's settings (VAD_* in the environment)."""
+    """The segmenter's settings (VAD_* in the environment). Its ``silence_ms``
+    is the end-of-turn policy's to set (``Listener``)."""
     return SegmenterConfig(
         aggressiveness=settings.vad_aggressiveness,
-        silence_ms=settings.vad_silence_ms,
+        silence_ms=settings.turn_silence_ms,
         preroll_ms=settings.vad_preroll_ms,
         min_speech_ms=settings.vad_min_speech_ms,
         max_utterance_s=settings.vad_max_utterance_s,

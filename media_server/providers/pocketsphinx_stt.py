@@ -121,6 +121,12 @@ class PocketsphinxStream:
         hyp = decoder.hyp()
         return _clean(hyp.hypstr) if hyp is not None else ""
 
+    def _partial(self) -> str:
+        if self._abandoned.is_set() or not self._started.done() or self._started.exception():
+            return ""
+        hyp = self._slot.decoder.hyp()
+        return _clean(hyp.hypstr) if hyp is not None else ""
+
     def _abort(self) -> None:
         if self._started.done() and not self._started.exception():
             with contextlib.suppress(Exception):
@@ -135,6 +141,13 @@ class PocketsphinxStream:
         if samples.size:
             self._peak = max(self._peak, int(np.max(np.abs(samples.astype(np.int32)))))
         self._slot.executor.submit(self._process, pcm)
+
+    async def interim(self) -> Transcript:
+        """The best hypothesis so far; it queues behind the audio fed before."""
+        if self._ended:
+            raise ProviderError("stt", "bad_output", "pocketsphinx: stream already ended")
+        text = await asyncio.wrap_future(self._slot.executor.submit(self._partial))
+        return Transcript(text=text if self._peak >= _SILENCE_PEAK else "", language="en")
 
     async def finish(self) -> Transcript:
         if self._ended:

@@ -347,6 +347,12 @@ function onServerEvent(event) {
       render();
       break;
     case "transcription": {
+      if (event.is_final === false) {
+        // Heard so far, while the person still talks: shown greyed, replaced
+        // by the final transcript when the turn is over.
+        conversation.transcription(event.turn_id, event.text, { interim: true });
+        break;
+      }
       const i = state.pendingTyped.indexOf(event.text);
       const typed = i >= 0;
       if (typed) state.pendingTyped.splice(i, 1);

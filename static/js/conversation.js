@@ -31,9 +31,10 @@ export class ConversationView {
     return li;
   }
 
-  transcription(turnId, text, { typed = false } = {}) {
+  transcription(turnId, text, { typed = false, interim = false } = {}) {
     const turn = this.turn(turnId);
     turn.user.hidden = false;
+    turn.user.classList.toggle("interim", interim);
     turn.userWho.textContent = typed ? "You (typed)" : "You";
     turn.userText.textContent = text;
     this.scroll();

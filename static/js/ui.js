@@ -8,6 +8,7 @@ const STATUS_LABELS = {
   connecting: "Connecting…",
   idle: "Idle — ready",
   listening: "Listening",
+  still_listening: "Still listening…",
   processing: "Processing",
   generating_audio: "Generating audio",
   speaking: "Speaking",

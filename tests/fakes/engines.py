@@ -290,6 +290,7 @@ class FakeSTTStream:
         self.finished = False  # finish() was called
         self.cancelled = False  # cancel() was called
         self.ended = False
+        self.interims = 0  # interim() calls
 
     @property
     def pcm(self) -> bytes:
@@ -300,6 +301,14 @@ class FakeSTTStream:
             self.late_feeds += 1
             return
         self.fed.append(pcm)
+
+    async def interim(self) -> Transcript:
+        """The words so far: this call's scripted transcript, without ending it."""
+        if self.ended:
+            raise ProviderError("stt", "bad_output", "fake stt: stream already ended")
+        self.interims += 1
+        self._owner._check_open()
+        return self._owner._transcript(self.call.number)
 
     async def finish(self) -> Transcript:
         if self.ended:

@@ -26,8 +26,10 @@ from tests.voice_client import VoiceClient
 KEY = "sk-test-faults-0123456789abcdef"
 REPLY = "Sure, I can help with that."
 SPOKEN = "Book a room."
-# Short deadlines so a hang costs ~2 s (first try, one retry), not 30.
-FAST = {"stt_timeout_s": 1, "llm_timeout_s": 1, "tts_timeout_s": 1}
+# Short deadlines so a hang costs ~2 s (first try, one retry), not 30. No
+# speculative transcription at pauses: these count the turn's own requests
+# (speculation and its faults: test_end_of_turn.py).
+FAST = {"stt_timeout_s": 1, "llm_timeout_s": 1, "tts_timeout_s": 1, "turn_max_speculative": 0}
 
 
 @dataclass

@@ -17,6 +17,12 @@ def _index(types: list[str], name: str) -> int:
     return types.index(name)
 
 
+def _final_transcription(events: list[dict]) -> int:
+    finals = [i for i, e in enumerate(events) if e["type"] == "transcription" and e["is_final"]]
+    assert len(finals) == 1, events
+    return finals[0]
+
+
 async def _spoken_turn(client: VoiceClient, text: str) -> tuple[int, float]:
     since = len(client.events)
     speech_end = await client.say(speech_48k(text))
@@ -43,7 +49,11 @@ async def test_spoken_turns_reach_transcript_reply_and_audio(server, leak_check)
             # The order of the contract (DESIGN.md §5).
             listening = _index(types, "status:listening")
             processing = _index(types, "status:processing")
-            transcription = _index(types, "transcription")
+            events = client.events[since:]
+            transcription = _final_transcription(events)
+            # What was heard at the pauses came before the turn, marked interim.
+            interims = [e for e in events[:transcription] if e["type"] == "transcription"]
+            assert all(not e["is_final"] for e in interims)
             reply = _index(types, "llm_response")
             generating = _index(types, "status:generating_audio")
             speaking = _index(types, "status:speaking")
@@ -51,8 +61,7 @@ async def test_spoken_turns_reach_transcript_reply_and_audio(server, leak_check)
             assert listening < processing < transcription < reply
             assert transcription < generating < speaking < metrics
             assert types[-1] == "status:idle"
-            events = client.events[since:]
-            transcript = next(e for e in events if e["type"] == "transcription")
+            transcript = events[transcription]
             assert transcript["text"].strip() and transcript["is_final"]
             finals = [e for e in events if e["type"] == "llm_response" and e["is_final"]]
             assert len(finals) == 1 and finals[0]["text"].strip()

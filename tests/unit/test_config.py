@@ -14,7 +14,8 @@ def test_defaults_are_offline_and_loopback():
     s = settings()
     assert (s.host, s.port) == ("127.0.0.1", 8080)
     assert s.ice_servers == ()  # never a public STUN server by surprise
-    assert s.vad_silence_ms == 500 and s.vad_preroll_ms == 300 and s.barge_in_min_ms == 200
+    assert s.vad_silence_ms == 200 and s.vad_preroll_ms == 300 and s.barge_in_min_ms == 200
+    assert (s.turn_detector, s.turn_silence_ms, s.turn_max_wait_ms) == ("auto", 500, 1800)
     assert resolve_names(s) == ("pocketsphinx", "scripted", "espeak")
 
 
@@ -86,3 +87,30 @@ def test_ice_lists_parse():
     s = settings({"ICE_HOST_ADDRESSES": "127.0.0.1, ::1", "ICE_SERVERS": "stun:stun.example:3478"})
     assert s.ice_host_addresses == ("127.0.0.1", "::1")
     assert s.ice_servers == ("stun:stun.example:3478",)
+
+
+def test_smart_turn_says_why_not():
+    with pytest.raises(ConfigError, match="smart-turn: not available"):
+        settings({"TURN_DETECTOR": "smart-turn"})
+    with pytest.raises(ConfigError, match="must be one of auto, silence, lexical"):
+        settings({"TURN_DETECTOR": "psychic"})
+
+
+@pytest.mark.parametrize(
+    ("env", "detector", "waits"),
+    [
+        ({}, "lexical", (200, 500, 1800)),
+        ({"STT_LANGUAGE": "de"}, "lexical", (200, 500, 1800)),
+        ({"STT_LANGUAGE": "ja"}, "silence", (200, 500, 1800)),  # no rules for it
+        ({"TURN_DETECTOR": "silence", "TURN_SILENCE_MS": "700"}, "silence", (200, 700, 1800)),
+        ({"VAD_SILENCE_MS": "700"}, "lexical", (700, 700, 1800)),  # the old meaning holds
+        ({"TURN_SILENCE_MS": "900", "TURN_MAX_WAIT_MS": "400"}, "lexical", (200, 900, 900)),
+    ],
+)
+def test_the_end_of_turn_policy_follows_the_settings(env, detector, waits):
+    from media_server.listening.end_of_turn import EndOfTurn
+
+    eot = EndOfTurn.from_settings(settings(env))
+    assert eot.detector == detector
+    assert (eot.min_wait_ms, eot.default_wait_ms, eot.max_wait_ms) == waits
+    assert eot.longest_wait_ms == (waits[2] if detector == "lexical" else waits[1])

@@ -12,9 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from media_server.listening.end_of_turn import EndOfTurn
 from media_server.listening.listener import (
     BargeIn,
     Listener,
+    PauseHeard,
     PersonStarted,
     SpeechIgnored,
     TurnEnded,
@@ -76,10 +78,19 @@ class Clocked:
         return out
 
 
-def make(barge_in_min_ms: int = 200, open_stream=lambda: None, **cfg) -> Clocked:
-    config = SegmenterConfig(silence_ms=cfg.pop("silence_ms", 500), **cfg)
+def make(barge_in_min_ms: int = 200, open_stream=lambda: None, end_of_turn=None, **cfg) -> Clocked:
+    """A listener with the fixed-pause policy (``silence_ms``) unless told."""
+    silence_ms = cfg.pop("silence_ms", 500)
+    if end_of_turn is None:
+        end_of_turn = EndOfTurn("silence", min(200, silence_ms), silence_ms, max(1800, silence_ms))
     return Clocked(
-        Listener(config, barge_in_min_ms=barge_in_min_ms, open_stream=open_stream, is_speech=loud)
+        Listener(
+            SegmenterConfig(**cfg),
+            barge_in_min_ms=barge_in_min_ms,
+            end_of_turn=end_of_turn,
+            open_stream=open_stream,
+            is_speech=loud,
+        )
     )
 
 
@@ -206,3 +217,134 @@ def test_close_cancels_the_stream_and_stops_listening():
     c.listener.close()
     assert opened[0].cancelled
     assert c.play(silence(1.0) + speech(1.0) + silence(1.0)) == []
+
+
+# ---- the end of turn that reads the sentence ---------------------------------
+
+LEXICAL = EndOfTurn("lexical", min_wait_ms=200, default_wait_ms=500, max_wait_ms=1800)
+
+
+class Transcriber:
+    """Answers each PauseHeard with the words of the timeline heard so far,
+    ``delay`` frames later (as a speculative STT request would)."""
+
+    def __init__(self, clocked: Clocked, words: list[str], *, delay_frames: int = 0) -> None:
+        self.clocked, self.words, self.delay = clocked, words, delay_frames
+        self.asked: list[int] = []
+        self._due: list[tuple[int, int, str]] = []
+
+    def play(self, pcm: bytes, words: str = "") -> list:
+        out = []
+        for i in range(0, len(pcm), FRAME):
+            for decision in self.clocked.play(pcm[i : i + FRAME]):
+                out.append(decision)
+                if isinstance(decision, PauseHeard):
+                    self.asked.append(decision.pause)
+                    self._due.append((self.delay, decision.pause, " ".join(self.words)))
+            due, self._due = self._due, []
+            for frames, pause, text in due:
+                if frames <= 0:
+                    self.clocked.listener.interim_transcript(pause, text, covers_turn=True)
+                else:
+                    self._due.append((frames - 1, pause, text))
+        if words:
+            self.words.append(words)
+        return out
+
+
+def say(t: Transcriber, text: str, seconds: float) -> list:
+    t.words.append(text)
+    return t.play(speech(seconds))
+
+
+def ended_after_speech_ms(c: Clocked, out: list) -> float:
+    (ended,) = of(out, TurnEnded)
+    u = ended.utterance
+    return round((u.turn_ended_at - u.speech_ended_at) * 1000)
+
+
+def test_a_finished_sentence_ends_the_turn_after_the_shortest_pause():
+    c = make(end_of_turn=LEXICAL)
+    t = Transcriber(c, [])
+    out = say(t, "What time do you open tomorrow?", 1.0) + t.play(silence(2.5))
+    assert ended_after_speech_ms(c, out) == 200
+    (ended,) = of(out, TurnEnded)
+    assert ended.transcript == "What time do you open tomorrow?"
+    assert ended.reading is not None and ended.reading.verdict == "complete"
+
+
+def test_an_unfinished_sentence_keeps_listening_and_the_rest_joins_the_turn():
+    c = make(end_of_turn=LEXICAL)
+    t = Transcriber(c, [])
+    out = say(t, "I'd like to book an appointment for", 1.2)
+    out += t.play(silence(1.0))  # a 1 s pause after "for": not the end
+    assert of(out, TurnEnded) == []
+    assert c.listener.waiting_on_unfinished and c.listener.person_speaking
+    out += say(t, "next Tuesday.", 0.6) + t.play(silence(2.5))
+    (ended,) = of(out, TurnEnded)
+    assert ended.utterance.duration_s > 2.5  # both halves, one turn
+    assert ended.transcript == "I'd like to book an appointment for next Tuesday."
+    assert ended_after_speech_ms(c, out) == 200
+
+
+def test_an_unfinished_sentence_ends_at_the_longest_wait():
+    c = make(end_of_turn=LEXICAL)
+    t = Transcriber(c, [])
+    out = say(t, "so my number is", 1.0) + t.play(silence(3.0))
+    assert ended_after_speech_ms(c, out) == 1800
+
+
+def test_no_words_yet_waits_the_default_pause():
+    c = make(end_of_turn=LEXICAL)
+    out = c.play(speech(1.0) + silence(2.5))  # nobody transcribes
+    assert ended_after_speech_ms(c, out) == 500
+    (ended,) = of(out, TurnEnded)
+    assert ended.transcript is None and ended.reading is None
+
+
+def test_a_late_transcript_ends_the_turn_as_soon_as_it_arrives():
+    c = make(end_of_turn=LEXICAL)
+    t = Transcriber(c, [], delay_frames=10)  # 200 ms after the pause began
+    out = say(t, "Can I pay by card?", 1.0) + t.play(silence(2.5))
+    # Asked at 100 ms of silence, answered 200 ms later: the turn ends then.
+    assert 280 <= ended_after_speech_ms(c, out) <= 320
+
+
+def test_words_from_before_the_person_went_on_are_not_the_turns():
+    c = make(end_of_turn=LEXICAL)
+    t = Transcriber(c, [])
+    out = say(t, "Hello.", 0.6) + t.play(silence(0.06))  # too short to be a pause
+    out += say(t, "I need", 0.5) + t.play(silence(0.18))  # a pause; "I need" goes on
+    out += say(t, "a taxi to the airport", 1.0) + t.play(silence(2.5))
+    (ended,) = of(out, TurnEnded)
+    assert ended.transcript == "Hello. I need a taxi to the airport"
+    assert len(t.asked) == 2
+
+
+def test_a_stale_transcript_is_refused():
+    c = make(end_of_turn=LEXICAL)
+    out = c.play(speech(1.0) + silence(0.3))
+    (heard,) = of(out, PauseHeard)
+    c.play(speech(0.3))  # the person went on
+    assert c.listener.interim_transcript(heard.pause, "Thanks.", covers_turn=True) is False
+    out = c.play(silence(2.5))
+    (ended,) = of(out, TurnEnded)
+    assert ended.transcript is None
+
+
+def test_over_the_agent_the_pause_is_fixed_and_nothing_is_transcribed():
+    c = make(end_of_turn=LEXICAL, barge_in_min_ms=2000)
+    c.agent_has_floor = True
+    out = c.play(speech(0.5) + silence(1.0))
+    assert of(out, PauseHeard) == []
+    (ignored,) = of(out, SpeechIgnored)
+    assert ignored.reason == "over_agent"
+    assert round((ignored.at - (T0 + 0.5)) * 1000) == 500
+
+
+def test_a_blip_is_dropped_at_the_shortest_pause():
+    c = make(end_of_turn=LEXICAL, min_speech_ms=250)
+    out = c.play(speech(0.12) + silence(1.0))
+    (dropped,) = of(out, SpeechIgnored)
+    assert dropped.reason == "too_short"
+    assert round((dropped.at - (T0 + 0.12)) * 1000) == 200

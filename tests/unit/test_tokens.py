@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from media_server.config import ConfigError, load_settings, normalize_origin
+from media_server.config import ConfigError, load_settings
+from media_server.config_values import normalize_origin
 from signaling.access_log import redact_tokens
 from signaling.limits import RateLimiter, origin_allowed, retry_after_header
 from signaling.tokens import (

@@ -1,0 +1,150 @@
+"""Reading one setting's value: the `.env` file and the checks each kind of
+value gets (numbers in range, choices, URLs, IPs, origins, secrets, ICE URLs).
+Each failure is a ``ConfigError`` with one line naming the setting."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """One bad setting; ``str()`` is a single line naming it."""
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; '#' comments, optional 'export ', quotes stripped."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return values
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f".env: cannot read {path} ({exc})") from exc
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f".env line {lineno}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key.strip()] = value
+    return values
+
+
+def int_in_range(name: str, raw: str, lo: int, hi: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a whole number") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value}: must be between {lo} and {hi}")
+    return value
+
+
+def float_in_range(name: str, raw: str, lo: float, hi: float) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a number") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value}: must be between {lo:g} and {hi:g}")
+    return value
+
+
+def one_of(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={raw!r}: must be one of {', '.join(choices)}")
+    return value
+
+
+def url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name}={raw!r}: must start with http:// or https://")
+    return value
+
+
+def ip_list(name: str, raw: str) -> tuple[str, ...]:
+    items = tuple(p.strip() for p in raw.split(",") if p.strip())
+    for item in items:
+        try:
+            ipaddress.ip_address(item)
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IP address") from None
+    return items
+
+
+def origin_list(name: str, raw: str) -> tuple[str, ...]:
+    """``*`` or a comma list of scheme://host[:port] origins, normalised."""
+    items = tuple(p.strip() for p in raw.split(",") if p.strip())
+    if "*" in items:
+        if len(items) > 1:
+            raise ConfigError(f"{name}: '*' allows every origin and cannot be combined")
+        return items
+    out = []
+    for item in items:
+        origin = normalize_origin(item)
+        if origin is None:
+            raise ConfigError(
+                f"{name}: {item!r} is not an origin like https://example.com or http://host:8080"
+            )
+        out.append(origin)
+    return tuple(out)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_origin(value: str) -> str | None:
+    """``scheme://host:port`` in lower case with the port spelled out, or None.
+
+    The form an ``Origin`` header (RFC 6454) and an ALLOWED_ORIGINS entry are
+    compared in, so ``https://Example.com`` and ``https://example.com:443`` match.
+    """
+    scheme, sep, rest = value.strip().partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in _DEFAULT_PORTS or not rest or any(c in rest for c in "/?#@ "):
+        return None
+    host, port_text = rest, ""
+    if rest.startswith("["):  # [IPv6]:port
+        end = rest.find("]")
+        if end < 0:
+            return None
+        host, port_text = rest[: end + 1], rest[end + 1 :].removeprefix(":")
+        if rest[end + 1 :] and not rest[end + 1 :].startswith(":"):
+            return None
+    elif ":" in rest:
+        host, port_text = rest.rsplit(":", 1)
+    if not host:
+        return None
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            return None
+        port = int(port_text)
+    else:
+        port = _DEFAULT_PORTS[scheme]
+    return f"{scheme}://{host.lower()}:{port}"
+
+
+def secret(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and len(value) < 16:
+        # Never echo the value: it is a secret even when it is a bad one.
+        raise ConfigError(f"{name}: must be at least 16 characters (use a long random string)")
+    return value
+
+
+def ice_server_list(name: str, raw: str) -> tuple[str, ...]:
+    items = tuple(p.strip() for p in raw.split(",") if p.strip())
+    for item in items:
+        if not item.startswith(("stun:", "turn:", "turns:")):
+            raise ConfigError(f"{name}: {item!r} must be a stun:, turn: or turns: URL")
+    return items
