@@ -73,7 +73,7 @@ class Settings:
     turn_max_wait_ms: int = 1800
     # Speculative transcriptions of a turn while it is spoken (batch cloud
     # STT only; each one is a billed request).
-    turn_max_speculative: int = 2
+    turn_max_speculative: int = 3
     vad_preroll_ms: int = 300
     vad_min_speech_ms: int = 250
     vad_max_utterance_s: float = 30.0

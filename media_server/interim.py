@@ -39,6 +39,7 @@ class InterimTranscripts:
         *,
         send: Callable[[str], None],
         next_turn_id: Callable[[], int],
+        words_before: Callable[[], str] = lambda: "",
         on_heard: Callable[[], None],
         timeout_s: float,
         max_speculative: int,
@@ -49,6 +50,7 @@ class InterimTranscripts:
         self._metrics = metrics
         self._send = send
         self._next_turn_id = next_turn_id
+        self._words_before = words_before  # a continued turn's words, shown first
         self._on_heard = on_heard
         self._timeout_s = timeout_s
         self._max_speculative = max_speculative
@@ -114,5 +116,6 @@ class InterimTranscripts:
         text = transcript.text.strip()
         if not text or not self._listener.interim_transcript(pause, text, covers_turn=covers_turn):
             return
-        self._send(protocol.transcription(text, self._next_turn_id(), is_final=False))
+        shown = f"{self._words_before()} {text}".strip()
+        self._send(protocol.transcription(shown, self._next_turn_id(), is_final=False))
         self._on_heard()

@@ -105,6 +105,7 @@ class VoiceSession:
             metrics,
             send=self.events.send,
             next_turn_id=lambda: self.conversation.next_turn_id,
+            words_before=lambda: self.conversation.carried_text,
             on_heard=self._refresh_status,
             timeout_s=settings.stt_timeout_s,
             max_speculative=settings.turn_max_speculative,
@@ -193,9 +194,12 @@ class VoiceSession:
                     transcript=decision.transcript,
                 )
             elif isinstance(decision, BargeIn):
-                conversation.interrupt("barge_in")
+                # Talking on before the agent said a word is the same turn.
+                if not conversation.continue_turn():
+                    conversation.interrupt("barge_in")
             elif isinstance(decision, SpeechIgnored):
                 self.interim.turn_over()
+                conversation.resume_carried()  # what followed was no turn
                 if decision.reason == "over_agent":
                     self.liveness.activity(now)
         self._refresh_status()

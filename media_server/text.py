@@ -96,6 +96,12 @@ class ConversationHistory:
     def add_user(self, text: str) -> None:
         self._messages.append(ChatMessage("user", text))
 
+    def retract_user(self, text: str) -> None:
+        """Take back the last message if it is the person's ``text`` (their
+        turn went on and will be added again, whole)."""
+        if self._messages and self._messages[-1] == ChatMessage("user", text):
+            self._messages.pop()
+
     def add_assistant(self, text: str) -> None:
         if text.strip():
             self._messages.append(ChatMessage("assistant", text.strip()))

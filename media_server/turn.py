@@ -72,6 +72,7 @@ class Turn:
         started_at: float | None = None,
         stt_stream: SpeechToTextStream | None = None,
         transcript: str | None = None,
+        prefix: str = "",
     ) -> None:
         if (utterance is None) == (text is None):
             raise ValueError("a turn starts from an utterance or from text, not both")
@@ -85,6 +86,10 @@ class Turn:
         # The same utterance, already transcribed speculatively at its last
         # pause (nothing was said after it): no transcription is left to do.
         self.transcript = transcript
+        # The words of a turn this one continues (the person went on before
+        # the agent said anything): they open this turn's transcript.
+        self.prefix = prefix
+        self.user_text: str | None = None  # what this turn put in the history
         # run() has begun: a task cancelled before its first step never runs it.
         self.begun = False
         # t0: the moment the person stopped speaking (or pressed send).
@@ -192,6 +197,19 @@ class Turn:
         self.ctx.history.add_assistant(self._heard)
         return self._heard
 
+    @property
+    def continuable(self) -> bool:
+        """A spoken turn the person has heard nothing of yet: if they go on
+        talking, it is the same turn, not an interruption."""
+        return self.utterance is not None and not self._spoken.started
+
+    def retract(self) -> None:
+        """Take back what the turn put in the history; record_heard() then
+        adds nothing (the turn goes on in the next one)."""
+        self._heard_recorded = True
+        if self.user_text is not None:
+            self.ctx.history.retract_user(self.user_text)
+
     def discard(self) -> None:
         """Give back what a turn that never ran holds: its streaming transcript."""
         if self.stt_stream is not None:
@@ -220,6 +238,7 @@ class Turn:
                     deadlines=ctx.deadlines,
                     on_result=ctx.on_stage_result,
                 )
+                transcript = f"{self.prefix} {transcript}".strip()
                 if not transcript:
                     return TurnResult("dropped", metrics=self.metrics)
                 self._mark("transcript_ms")
@@ -228,6 +247,7 @@ class Turn:
                 self.metrics["transcript_ms"] = 0.0
             ctx.send(protocol.transcription(transcript, self.turn_id, is_final=True))
             ctx.history.add_user(transcript)
+            self.user_text = transcript
             await self._reply_and_speak()
             await wait_played(ctx.speaker)
             self._heard_recorded = True

@@ -64,7 +64,33 @@ _EN_AUXILIARIES = {
 _EN_NEEDS_OBJECT = {
     "want", "wants", "wanted", "need", "needs", "needed", "looking", "wondering", "hoping",
     "trying", "going", "planning", "calling", "asking", "mean", "think", "thinking",
+    "says", "reads", "shows", "states", "include", "includes", "including",
 }  # fmt: skip
+# Prepositions that end a sentence only after certain words: "turn it on",
+# "I'll stop by", "the day after", "ever since"; else more is coming ("I'm
+# flying to Chicago on", "I'd like to pay by"). Other particles (in, up, off,
+# out, down, over) end whole sentences too often to be read as open.
+_OBJECTS = {"it", "them", "me", "him", "her", "us", "this", "that", "everything", "one"}
+# fmt: off
+_EN_OPEN_UNLESS_AFTER: dict[str, frozenset[str]] = {
+    "on": frozenset(_OBJECTS | {
+        "turn", "turned", "log", "logged", "hold", "come", "go", "going", "goes", "carry",
+        "switch", "switched", "put", "try", "keep", "later", "so", "move", "moving", "get",
+        "sign", "signed", "hang", "right", "spot", "early", "went", "been", "stayed",
+    }),
+    "by": frozenset(_OBJECTS | {
+        "stop", "drop", "pass", "stand", "come", "swing", "go", "went", "passed", "dropped",
+        "stopped", "near", "close", "nearby", "standing", "get", "getting", "sit",
+    }),
+    "after": frozenset(_OBJECTS | {
+        "day", "week", "month", "year", "ever", "soon", "shortly", "right", "just", "long",
+        "night", "morning", "look", "looking", "looked", "take", "takes", "named",
+    }),
+    "since": frozenset({"ever", "long", "that"}),
+}
+# fmt: on
+# A trailing word of this kind opens a short turn: "so basically", "actually".
+_EN_DISCOURSE = {"basically", "actually", "anyway", "honestly", "literally", "like", "well"}
 _EN_FILLERS = {"um", "uh", "uhm", "umm", "er", "erm", "ah", "eh", "hmm", "mm", "uhh", "ehm"}
 _EN_PRONOUN_SUBJECTS = {"i", "we", "you", "they", "he", "she", "there"}
 _EN_SUBORDINATORS = {
@@ -91,6 +117,12 @@ _EN_DICTATION_CUES = {
     "number", "phone", "mobile", "cell", "code", "zip", "postcode", "card", "account",
     "digits", "pin", "id", "reference", "confirmation", "spell", "spelled", "spelling",
     "extension", "policy", "ticket", "booking", "is", "it's",
+}  # fmt: skip
+# Digits that make a whole number of that kind.
+_EN_DIGITS_FOR = {
+    "card": 15, "phone": 10, "mobile": 10, "cell": 10, "zip": 5, "pin": 4, "cvv": 3,
+    "account": 99, "reference": 99, "confirmation": 99, "booking": 99, "order": 99,
+    "policy": 99, "ticket": 99, "id": 99, "extension": 99, "code": 99,
 }  # fmt: skip
 _EN_DIGIT_WORDS = {
     "zero", "oh", "o", "one", "two", "three", "four", "five", "six", "seven", "eight",
@@ -192,6 +224,14 @@ def _english(text: str, words: list[str]) -> Completion:
         return Completion("complete", "a question")
     if last in _EN_OPEN_ENDINGS:
         return Completion("incomplete", f"ends on {last!r}")
+    if (
+        last in _EN_OPEN_UNLESS_AFTER
+        and words[-2:-1] != []
+        and (words[-2] not in _EN_OPEN_UNLESS_AFTER[last])
+    ):
+        return Completion("incomplete", f"ends on {last!r}")
+    if last in _EN_DISCOURSE and n <= 3 and first not in _EN_SHORT_ANSWERS:
+        return Completion("incomplete", f"a starter {last!r}")
     if last in _EN_PRONOUN_SUBJECTS:
         return Completion("incomplete", f"a subject {last!r} with no verb")
     if last in _EN_NEEDS_OBJECT and first not in _EN_QUESTION_STARTS:
@@ -227,15 +267,19 @@ def _dictation(words: list[str]) -> Completion | None:
             break
     if not run:
         return None
-    cued = any(w in _EN_DICTATION_CUES for w in words[: len(words) - len(run)])
+    before = words[: len(words) - len(run)]
+    cued = any(w in _EN_DICTATION_CUES for w in before)
     if not cued and len(run) < 3:
         return None  # "I need two", "at 5": a number, not a dictation
     digits = sum(len(w) if w.isdigit() else w in _EN_DIGIT_WORDS for w in run)
     letters = sum(1 for w in run if len(w) == 1 and w.isalpha() and w not in _EN_DIGIT_WORDS)
     if letters > digits:
         return Completion("incomplete", "spelling out letters")
-    # A phone number in most plans has 10 or 11 digits; shorter codes (zip,
-    # PIN, reference) have no one length, so more digits may still come.
-    if digits >= 10:
-        return Completion("complete", "a whole phone number")
+    # How many digits make the whole thing: a card 15-16, a phone number 10
+    # (or 11 with the country code), a zip 5, a PIN 4. A code with no fixed
+    # length (a reference, an account) is never known to be whole: wait.
+    lengths = [_EN_DIGITS_FOR[w] for w in before if w in _EN_DIGITS_FOR]
+    needed = max(lengths) if lengths else (10 if cued else None)
+    if needed is not None and digits >= needed:
+        return Completion("complete", f"all {digits} digits")
     return Completion("incomplete", f"dictating digits ({digits} so far)")

@@ -49,6 +49,10 @@ from media_server.types import Utterance
 
 log = logging.getLogger(__name__)
 
+# How long after the last sound a pause is reported (PauseHeard): early
+# enough for a 100-150 ms transcription to be back before the shortest wait.
+PAUSE_REPORT_MS = 80
+
 
 @dataclass(frozen=True, slots=True)
 class PersonStarted:
@@ -104,9 +108,11 @@ class Listener:
         engine does not stream, or all its decoders are busy)."""
         self.end_of_turn = end_of_turn or EndOfTurn(detector="silence")
         eot = self.end_of_turn
-        # A pause is reported halfway to the shortest wait, so a transcript of
-        # the turn so far can be back by the time a finished sentence may end.
-        pause_ms = max(config.frame_ms, eot.min_wait_ms // 2) if eot.reads_words else None
+        # A pause is reported early (PAUSE_REPORT_MS after the last sound), so
+        # a transcript of the turn so far can be back by the time a finished
+        # sentence may end.
+        report_ms = min(PAUSE_REPORT_MS, eot.min_wait_ms)
+        pause_ms = max(config.frame_ms, report_ms) if eot.reads_words else None
         config = replace(config, silence_ms=eot.longest_wait_ms, pause_ms=pause_ms)
         self._segmenter = Segmenter(config, is_speech=is_speech, on_audio=self._on_turn_audio)
         self._min_speech_ms = config.min_speech_ms
@@ -147,7 +153,7 @@ class Listener:
             self._on_event(event, agent_has_floor, decisions)
         segmenter = self._segmenter
         if self._in_pause and segmenter.in_speech:
-            paused_ms = (now - segmenter.last_voiced_end) * 1000
+            paused_ms = (now - segmenter.last_sound_end) * 1000
             if paused_ms >= self._required_wait_ms(agent_has_floor) - 1e-6:
                 if (ended := segmenter.end_now(now)) is not None:
                     self._on_event(ended, agent_has_floor, decisions)

@@ -37,6 +37,10 @@ _VAD_RATES = (8000, 16000, 32000, 48000)
 _VAD_FRAME_MS = (10, 20, 30)
 # dBFS reported for digital silence: finite, so it survives JSON and comparisons.
 SILENCE_DBFS = -120.0
+# A voiced frame "sounds" (is speech, not the VAD's hangover) within this
+# range of the turn's loudest frame and above the floor.
+SOUND_RANGE_DB = 35.0
+SOUND_FLOOR_DBFS = -55.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,15 @@ class SpeechDropped:
 SegmenterEvent = SpeechStarted | SpeechEnded | SpeechDropped | PauseStarted | SpeechResumed
 
 
+def frame_dbfs(pcm: bytes) -> float:
+    """RMS level of s16le PCM in dBFS (SILENCE_DBFS for all zeros)."""
+    x = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2).astype(np.float32)
+    energy = float(np.dot(x, x)) / max(1, x.size)
+    if energy <= 0:
+        return SILENCE_DBFS
+    return max(SILENCE_DBFS, 10 * math.log10(energy / (32768.0 * 32768.0)))
+
+
 def peak_dbfs(pcm: bytes) -> float:
     """Peak sample level of s16le PCM in dBFS (SILENCE_DBFS for all zeros)."""
     if len(pcm) < 2:
@@ -165,6 +178,9 @@ class Segmenter:
             max(1, math.ceil(config.pause_ms / fm)) if config.pause_ms is not None else None
         )
         self._paused = False
+        self._peak_db = SILENCE_DBFS  # the loudest voiced frame of the turn
+        self._last_sound_end = 0.0
+        self._since_sound = 0  # frames since the last one that sounded
         self._max_frames = max(1, int(config.max_utterance_s * 1000) // fm)
 
         self._remainder = b""
@@ -190,9 +206,10 @@ class Segmenter:
         return self._voiced_frames * self.config.frame_ms if self._in_speech else 0
 
     @property
-    def last_voiced_end(self) -> float:
-        """Clock time the last voiced frame of the turn ended (0 when idle)."""
-        return self._last_voiced_end if self._in_speech else 0.0
+    def last_sound_end(self) -> float:
+        """Clock time the turn's last frame with the level of speech ended
+        (0 when idle): the end of speech, without webrtcvad's hangover."""
+        return self._last_sound_end if self._in_speech else 0.0
 
     def turn_pcm(self) -> bytes:
         """The turn so far, as ``SpeechEnded`` would carry it if it ended now."""
@@ -239,25 +256,42 @@ class Segmenter:
         if self._on_audio is not None:
             self._on_audio(frame)
         events: list[SegmenterEvent] | None = None
+        sounding = False
         if voiced:
             self._voiced_frames += 1
             self._trailing_unvoiced = 0
             self._last_voiced_end = end_time
-            if self._paused:
-                self._paused = False
-                events = [SpeechResumed(at=end_time - self._frame_s)]
+            sounding = self._sounds(frame)
         else:
             self._trailing_unvoiced += 1
             if self._trailing_unvoiced >= self._silence_frames:
                 return [self._finish(end_time)]
-            if self._trailing_unvoiced == self._pause_frames:
+        if sounding:
+            self._last_sound_end = end_time
+            self._since_sound = 0
+            if self._paused:
+                self._paused = False
+                events = [SpeechResumed(at=end_time - self._frame_s)]
+        else:
+            self._since_sound += 1
+            if self._since_sound == self._pause_frames:
                 self._paused = True
-                events = [PauseStarted(at=self._last_voiced_end)]
+                events = [PauseStarted(at=self._last_sound_end)]
         if len(self._frames) >= self._max_frames:
             # Cut: the audio so far is a turn of its own; if speech goes on, the
             # next start needs fresh voiced frames (history is empty).
             return [*(events or []), self._finish(end_time)]
         return events
+
+    def _sounds(self, frame: bytes) -> bool:
+        """A voiced frame with the level of speech, not of the VAD's own
+        hangover: within ``SOUND_RANGE_DB`` of the turn's loudest frame.
+        webrtcvad calls frames voiced for ~80-160 ms after a sound stops;
+        pauses are timed from the last frame that sounds."""
+        level = frame_dbfs(frame)
+        if level > self._peak_db:
+            self._peak_db = level
+        return level >= max(SOUND_FLOOR_DBFS, self._peak_db - SOUND_RANGE_DB)
 
     def _idle_frame(
         self, frame: bytes, voiced: bool, end_time: float
@@ -281,6 +315,9 @@ class Segmenter:
         self._voiced_frames = sum(1 for _, v, _ in items[first:] if v)
         self._trailing_unvoiced = 0  # the frame that tipped the count is voiced
         self._last_voiced_end = end_time
+        self._peak_db = max(frame_dbfs(f) for f, v, _ in items[first:] if v)
+        self._last_sound_end = end_time
+        self._since_sound = 0
         hist.clear()
         self._window_voiced = 0
         if self._on_audio is not None:
@@ -298,7 +335,7 @@ class Segmenter:
         utterance = Utterance(
             pcm=pcm,
             sample_rate=self.config.sample_rate,
-            speech_ended_at=self._last_voiced_end,
+            speech_ended_at=self._last_sound_end,
             turn_ended_at=end_time,
             peak_dbfs=peak_dbfs(pcm),
         )

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bench.turns import (
+    ORACLE_TAIL_S,
     T0,
     PauseContext,
     Rendered,
@@ -84,10 +85,10 @@ def test_reading_the_sentence_waits_through_the_pause_and_ends_200_ms_after_spee
 
 
 def test_a_late_transcript_delays_the_end_by_its_lateness_on_the_frame_grid() -> None:
-    # Pause reported 100 ms after speech, words back 150 ms later: 250 ms,
-    # seen at the next 20 ms frame.
+    # Pause reported 80 ms after speech (PAUSE_REPORT_MS), words back 150 ms
+    # later: 230 ms, seen at the next 20 ms frame.
     r = play(QUESTION, LEXICAL, stt_delay_ms=150)
-    assert r["waits_ms"] == [pytest.approx(260)]
+    assert r["waits_ms"] == [pytest.approx(240)]
     assert play(QUESTION, SILENCE)["waits_ms"] == [pytest.approx(500)]
 
 
@@ -109,5 +110,10 @@ def test_the_oracle_labels_only_whole_segments_of_the_turn_so_far() -> None:
 
     assert at(1.6) == "I'd like a table for"
     assert at(1.0) is None  # inside the first segment
+    # A pause just before a segment's last sound (its soft tail is below the
+    # level that times pauses) hears the whole segment, as a recognizer would.
+    end = rendered.spans[0].end - T0
+    assert at(end - ORACLE_TAIL_S / 2) == "I'd like a table for"
+    assert at(end - ORACLE_TAIL_S * 2) is None
     assert at(3.1, style="bare") == "i'd like a table for friday evening"
     assert at(3.1, since=T0 + 2.0) == "Friday evening."  # after a commit at 2.0 s

@@ -57,9 +57,11 @@ class Rig:
         return metrics
 
 
-def rig(*, llm: FakeLLM | None = None, tts: FakeTTS | None = None) -> Rig:
+def rig(
+    *, llm: FakeLLM | None = None, tts: FakeTTS | None = None, stt: FakeSTT | None = None
+) -> Rig:
     llm, tts = llm or FakeLLM(SHORT_REPLY), tts or FakeTTS()
-    providers = fake_providers(FakeSTT(), llm, tts)
+    providers = fake_providers(stt or FakeSTT(), llm, tts)
     sent = Sent()
     ctx = TurnContext(
         agent=AGENT,
@@ -266,3 +268,78 @@ async def test_aclose_right_after_start_gives_back_its_streaming_transcript() ->
     await r.conversation.aclose()
     assert stream.cancelled
     assert r.done == [1]
+
+
+# ---- talking on before the agent says a word: the same turn ---------------------------
+
+
+def spoken(seconds: float = 0.5) -> Utterance:
+    return Utterance(pcm=speech_like(seconds), speech_ended_at=1.0, turn_ended_at=1.2)
+
+
+def users(r: Rig) -> list[str]:
+    return [text for role, text in r.history if role == "user"]
+
+
+async def test_talking_on_before_the_reply_is_heard_continues_the_same_turn() -> None:
+    stt = FakeSTT(["My flight got cancelled", "and I need a hotel tonight"])
+    llm = FakeLLM([SHORT_REPLY, SHORT_REPLY], delay=0.3)  # still thinking when they go on
+    r = rig(stt=stt, llm=llm)
+    r.conversation.start(utterance=spoken())
+    await r.sent.wait_for("transcription", turn_id=1)
+    assert r.conversation.continue_turn() is True
+    assert r.turns("continued") == 1 and r.turns("interrupted") == 0
+    assert not r.sent.of("llm_response") and not r.sent.of("turn_metrics")
+    assert users(r) == []  # taken back: it comes again, whole
+    assert r.conversation.next_turn_id == 1  # the page's bubble for it stays
+    r.conversation.start(utterance=spoken())
+    async with Playback(r.ctx.speaker):
+        await r.finished(1)
+    whole = "My flight got cancelled and I need a hotel tonight"
+    assert [e["text"] for e in r.sent.of("transcription")][-1] == whole
+    assert users(r) == [whole]
+    assert [m.content for m in llm.messages[-1] if m.role == "user"] == [whole]
+
+
+async def test_words_not_in_yet_are_transcribed_with_what_followed() -> None:
+    stt = FakeSTT(["never finished", "My flight got cancelled and I need a hotel"], delay=0.2)
+    r = rig(stt=stt)
+    first = spoken(0.4)
+    r.conversation.start(utterance=first)
+    await asyncio.sleep(0.05)  # still transcribing the first part
+    assert r.conversation.continue_turn() is True
+    then = spoken(0.6)
+    r.conversation.start(utterance=then)
+    async with Playback(r.ctx.speaker):
+        await r.finished(1)
+    assert len(stt.utterances[-1].pcm) == len(first.pcm) + len(then.pcm)
+    assert users(r) == ["My flight got cancelled and I need a hotel"]
+
+
+async def test_a_blip_after_a_continued_turn_gives_it_back_as_it_was() -> None:
+    stt = FakeSTT(["Can I pay by card?"])
+    r = rig(stt=stt, llm=FakeLLM([SHORT_REPLY, SHORT_REPLY], delay=0.3))
+    r.conversation.start(utterance=spoken())
+    await r.sent.wait_for("transcription", turn_id=1)
+    assert r.conversation.continue_turn()
+    r.conversation.resume_carried()  # what followed was a cough
+    async with Playback(r.ctx.speaker):
+        await r.finished(1)
+    assert users(r) == ["Can I pay by card?"]
+    assert len(stt.utterances) == 1  # its words were kept, not transcribed again
+
+
+async def test_only_a_spoken_turn_not_yet_heard_is_continued() -> None:
+    r = rig()
+    r.conversation.start(text="Typed, not spoken")
+    await asyncio.sleep(0)
+    assert r.conversation.continue_turn() is False
+    r.conversation.interrupt("client")
+    r2 = rig(llm=FakeLLM(LONG_REPLY))
+    r2.conversation.start(utterance=spoken())
+    await wait_until(lambda: r2.ctx.speaker.queued_samples > 0)
+    await play_frames(r2.ctx.speaker, 5)
+    assert r2.conversation.continue_turn() is False  # they heard it: a barge-in
+    assert r2.conversation.busy
+    await r2.conversation.aclose()
+    await r.conversation.aclose()
