@@ -67,6 +67,30 @@ async def type_turn(page: Page, text: str, *, use_enter: bool = False, whole: bo
     return turn
 
 
+async def test_words_show_as_they_are_heard_then_the_final_transcript(
+    server_factory, browser, tmp_path: Path
+):
+    server = await server_factory()
+    # A pause mid-sentence: the words so far show (greyed) before the turn ends.
+    wav = write_wav(
+        tmp_path / "paused.wav",
+        silence(1.5)
+        + speech_48k("I would like to book an appointment for")
+        + silence(1.2)
+        + speech_48k("tomorrow morning")
+        + silence(20),
+    )
+    context = await browser(wav)
+    page = await open_page(context, server.base_url)
+    await start_call(page, "receptionist")
+    user = page.locator("[data-testid=transcript] .turn").first.get_by_test_id("user-message")
+    await expect(user).to_have_class(re.compile(r"\binterim\b"), timeout=TURN_S)
+    await expect(user.locator(".text")).to_have_text(re.compile(r"\S"))
+    # The turn's own transcript replaces it, and the agent answers that.
+    await expect(user).not_to_have_class(re.compile(r"\binterim\b"), timeout=TURN_S)
+    await expect(page.get_by_test_id("agent-message").first).to_be_visible(timeout=TURN_S)
+
+
 async def test_spoken_turn_shows_transcript_reply_and_plays_audio(
     server_factory, browser, tmp_path: Path, artifacts: Path
 ):
