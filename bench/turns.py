@@ -547,7 +547,8 @@ async def run_timeline(
                 "reading": commit["reading"],
             }
         )
-    # The VAD's share of the wait: its last voiced frame after the true end.
+    # The segmenter's end of speech (its last frame with the level of speech,
+    # speech_ended_at) after the true end: what pauses are timed from.
     vad_tails = []
     for k, end in enumerate(true_ends):
         if scored["waits_ms"][k] is not None:
@@ -798,7 +799,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             f"timelines): {g['cutoffs_goal_set']}: {'MET' if g['no_cutoffs_met'] else 'NOT MET'}"
         )
     print(
-        f"  webrtcvad's own tail (its last voiced frame after the true end), p50: "
+        f"  the segmenter's end of speech after the true end, p50: "
         f"{rows[0]['vad_tail_p50']} ms; the policies count their waits from there"
     )
 
