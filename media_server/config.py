@@ -29,6 +29,7 @@ from media_server.config_values import (
 
 STT_CHOICES = ("auto", "openai", "pocketsphinx")
 TURN_DETECTORS = ("auto", "silence", "lexical")
+VAD_PROVIDERS = ("silero", "webrtcvad")
 LLM_CHOICES = ("auto", "openai", "scripted")
 TTS_CHOICES = ("auto", "elevenlabs", "openai", "espeak")
 
@@ -67,6 +68,10 @@ class Settings:
     # always waits TURN_SILENCE_MS. Each wait is at least the one before it
     # (VAD_SILENCE_MS=700 alone makes every wait at least 700 ms).
     turn_detector: str = "auto"
+    # Who hears speech: the Silero neural model (voices, not noise) or
+    # webrtcvad (VAD_AGGRESSIVENESS). VAD_THRESHOLD is Silero's.
+    vad_provider: str = "silero"
+    vad_threshold: float = 0.5
     vad_aggressiveness: int = 2
     vad_silence_ms: int = 200
     turn_silence_ms: int = 500
@@ -138,6 +143,7 @@ _INT_RANGES = {
     "rate_limit_per_minute": (0, 100000),
 }
 _FLOAT_RANGES = {
+    "vad_threshold": (0.05, 0.95),
     "vad_max_utterance_s": (1.0, 600.0),
     "connect_timeout_s": (1.0, 600.0),
     "idle_timeout_s": (1.0, 86400.0),
@@ -162,6 +168,8 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return one_of(name, raw, LLM_CHOICES)
     if attr == "tts_provider":
         return one_of(name, raw, TTS_CHOICES)
+    if attr == "vad_provider":
+        return one_of(name, raw, VAD_PROVIDERS)
     if attr == "turn_detector":
         if raw.strip().lower() in ("smart-turn", "smart_turn", "smartturn"):
             raise ConfigError(

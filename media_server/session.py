@@ -35,6 +35,7 @@ from media_server.listening.listener import (
     TurnEnded,
 )
 from media_server.listening.segmenter import segmenter_config
+from media_server.listening.vad import SileroPool, SileroVad, VoiceDetector, WebrtcVad
 from media_server.liveness import Limits, Liveness
 from media_server.metrics import Metrics
 from media_server.providers.base import Providers, SpeechToTextStream
@@ -59,6 +60,7 @@ class VoiceSession:
         providers: Providers,
         metrics: Metrics,
         on_closed: Callable[[VoiceSession], None] = lambda s: None,
+        vad_pool: SileroPool | None = None,
     ) -> None:
         self.session_id = session_id
         self.agent = agent
@@ -76,8 +78,18 @@ class VoiceSession:
         )
         self.events = EventChannel(label)
         self.speaker = AgentAudioTrack(on_late=metrics.outbound_late.inc)
+        # The Silero model loads (or comes from the pool) in accept(), off the loop.
+        self._silero: SileroVad | None = None
+        self._vad_pool = vad_pool
+        detector: VoiceDetector
+        if settings.vad_provider == "silero":
+            detector = self._silero = SileroVad(settings.vad_threshold)
+            self._vad_pool = vad_pool or SileroPool(keep=0)
+        else:
+            detector = WebrtcVad(settings.vad_aggressiveness)
         self.listener = Listener(
             segmenter_config(settings),
+            is_speech=detector.is_speech,
             barge_in_min_ms=settings.barge_in_min_ms,
             end_of_turn=EndOfTurn.from_settings(settings),
             open_stream=self._open_stt_stream,
@@ -123,6 +135,8 @@ class VoiceSession:
     async def accept(self, offer_sdp: str) -> str:
         """Answer an offer; raises ``rtc.peer.OfferError`` for SDP aiortc refuses."""
         answer = await self.peer.answer(offer_sdp, self.speaker)
+        if self._silero is not None and self._vad_pool is not None:
+            self._silero.attach(await asyncio.to_thread(self._vad_pool.acquire))
         self._watchdog = asyncio.create_task(self._watch(), name=f"session-{self.session_id}-watch")
         return answer
 
@@ -293,6 +307,8 @@ class VoiceSession:
                     await asyncio.wait_for(self._inbound.close(), INBOUND_CLOSE_TIMEOUT_S)
             self.speaker.stop()
             await self.peer.close()
+            if self._silero is not None and self._vad_pool is not None:
+                self._vad_pool.release(self._silero.detach())
         finally:
             self._closed.set()
             self.metrics.sessions_ended.labels(reason=reason).inc()

@@ -18,6 +18,7 @@ from aiohttp import web
 from media_server import rtc
 from media_server.agents import Agent, load_agents
 from media_server.config import Settings
+from media_server.listening.vad import SileroPool
 from media_server.metrics import CONTENT_TYPE, Metrics
 from media_server.providers import build_providers
 from media_server.providers.base import Providers
@@ -39,6 +40,7 @@ from signaling.state import (
     SETTINGS_KEY,
     STATIC_DIR,
     TOKENS_KEY,
+    VAD_POOL_KEY,
     json_error,
 )
 from signaling.tokens import TokenVerifier
@@ -98,6 +100,9 @@ async def _on_startup(app: web.Application) -> None:
     providers = app[PROVIDERS_KEY]
     for engine in (providers.stt, providers.llm, providers.tts):
         await engine.warm_up()  # part of every engine protocol; a no-op where nothing loads
+    if app[SETTINGS_KEY].vad_provider == "silero":
+        # Each model takes ~100 ms to load: two are ready before the first call.
+        await asyncio.to_thread(app[VAD_POOL_KEY].warm, 2)
     app[BACKGROUND_KEY].append(asyncio.create_task(_watch_loop_lag(app)))
 
 
@@ -171,6 +176,7 @@ def create_app(
     app[BACKGROUND_KEY] = []
     app[OWNS_PROVIDERS_KEY] = providers is None
     app[RATE_LIMITER_KEY] = RateLimiter(settings.rate_limit_per_minute)
+    app[VAD_POOL_KEY] = SileroPool()
     app[TOKENS_KEY] = (
         TokenVerifier(settings.auth_secret, settings.token_ttl_s)
         if settings.auth_required

@@ -30,6 +30,7 @@ from signaling.state import (
     REGISTRY_KEY,
     SETTINGS_KEY,
     TOKENS_KEY,
+    VAD_POOL_KEY,
     json_error,
 )
 from signaling.tokens import CheckedToken, TokenError, TokenVerifier
@@ -197,6 +198,7 @@ async def _answer_offer(request: web.Request) -> web.Response:
             providers=app[PROVIDERS_KEY],
             metrics=m,
             on_closed=functools.partial(_session_closed, registry, m),
+            vad_pool=app[VAD_POOL_KEY],
         )
     except BaseException:
         registry.release_reservation()

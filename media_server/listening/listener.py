@@ -178,7 +178,9 @@ class Listener:
         elif isinstance(event, PauseStarted):
             self._pause += 1
             self._in_pause = True
-            if not agent_has_floor:
+            # Worth transcribing: the person holds the floor and it is not a blip
+            # (a knock or a click that the VAD let through never reaches STT).
+            if not agent_has_floor and self._segmenter.speech_ms >= self._min_speech_ms:
                 pcm = self._segmenter.turn_pcm()
                 decisions.append(PauseHeard(self._pause, pcm, self._stream))
         elif isinstance(event, SpeechResumed):

@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 from playwright.async_api import Page, expect
 
@@ -65,6 +66,23 @@ async def type_turn(page: Page, text: str, *, use_enter: bool = False, whole: bo
         await expect(turn.locator(".turn-latency")).to_be_attached(timeout=TURN_S)
         await expect_status(page, "idle")
     return turn
+
+
+async def test_a_beeping_microphone_does_not_cut_a_typed_answer(
+    server_factory, browser, tmp_path: Path
+):
+    # Chromium's fake microphone beeps (1 kHz, 100 ms a second). Loudness
+    # alone took each beep for speech over the agent and cut every reply.
+    t = np.arange(48000 * 30) / 48000
+    beeps = np.where((t % 1.0) < 0.1, 0.3 * np.sin(2 * np.pi * 1000 * t), 0.0)
+    wav = write_wav(tmp_path / "beeps.wav", (beeps * 32767).astype("<i2").tobytes())
+    server = await server_factory()
+    context = await browser(wav)
+    page = await open_page(context, server.base_url)
+    await start_call(page, "callcenter")
+    turn = await type_turn(page, "My internet is very slow today, what can I do?")
+    await expect(turn.get_by_test_id("interrupted-marker")).to_have_count(0)
+    assert await page.locator("[data-testid=transcript] .turn").count() == 1  # no beep turns
 
 
 async def test_words_show_as_they_are_heard_then_the_final_transcript(

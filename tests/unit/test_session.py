@@ -117,7 +117,9 @@ async def calls() -> AsyncIterator[Callable[..., Call]]:
         session = VoiceSession(
             session_id="s-test",
             agent=AGENT,
-            settings=make_settings(**settings),
+            # The synthetic voice here is for webrtcvad; Silero hears people
+            # (its own tests: test_vad.py; the WebRTC runs use espeak speech).
+            settings=make_settings(**{"vad_provider": "webrtcvad", **settings}),
             providers=providers or fake_providers(llm=FakeLLM(SHORT_REPLY)),
             metrics=metrics,
         )
