@@ -45,6 +45,7 @@ from bench.common import (
     percentile,
     print_table,
     run_bench,
+    server_is_speech,
     server_process,
 )
 from bench.latency import frame_rms, transport_round_trip
@@ -72,7 +73,7 @@ def segmenter_decision_s(pcm48k: bytes, barge_in_min_ms: int) -> float:
     (in speech and speech_ms >= the minimum) fires, for this phrase."""
     resampler = PcmResampler(48000, 1, 16000)
     pcm16 = resampler.convert(pcm48k) + resampler.flush()
-    segmenter = Segmenter(SegmenterConfig())
+    segmenter = Segmenter(SegmenterConfig(), is_speech=server_is_speech())
     frame = 640
     for i in range(len(pcm16) // frame):
         segmenter.feed(pcm16[i * frame : (i + 1) * frame], (i + 1) * 0.02)

@@ -554,6 +554,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         **fakes_env(urls),
         "MAX_SESSIONS": "1000",
         "RATE_LIMIT_PER_MINUTE": "0",
+        **({"VAD_PROVIDER": args.vad} if args.vad else {}),
     }
     servers = {
         "echo": ServerProcess(
@@ -673,6 +674,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="N = 2, 4, 8; 6 s windows")
+    parser.add_argument(
+        "--vad", choices=("silero", "webrtcvad"), help="the voice server's VAD_PROVIDER"
+    )
     parser.add_argument("--ns", help="comma list of session counts (default 4,6,...,24)")
     parser.add_argument("--window", type=float, help="measured seconds per step (default 15)")
     parser.add_argument("--settle", type=float, help="seconds after connect before measuring")
@@ -703,7 +707,8 @@ def main() -> None:
     args.budget = args.budget or (150.0 if args.quick else 570.0)
     if args.quiet_wait is None:
         args.quiet_wait = 5.0 if args.quick else 20.0
-    run_bench("capacity", run, args, client_cpu=CLIENT_CPU)
+    name = f"capacity_{args.vad}" if args.vad else "capacity"
+    run_bench(name, run, args, client_cpu=CLIENT_CPU)
 
 
 if __name__ == "__main__":

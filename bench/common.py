@@ -347,3 +347,13 @@ def print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
     print("  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
     for r in rows:
         print("  ".join(fmt(r.get(c)).rjust(w) for c, w in zip(columns, widths, strict=True)))
+
+
+def server_is_speech() -> Callable[[bytes], bool]:
+    """The default server's voice detector (Silero), for a bench that
+    replays the segmenter offline to know when the server decided."""
+    from media_server.listening.vad import SileroPool, SileroVad
+
+    vad = SileroVad()
+    vad.attach(SileroPool(keep=0).acquire())
+    return vad.is_speech

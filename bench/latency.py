@@ -43,6 +43,7 @@ from bench.common import (
     percentile,
     print_table,
     run_bench,
+    server_is_speech,
     server_process,
 )
 from media_server.audio.mp3 import Mp3Decoder
@@ -112,7 +113,7 @@ def end_of_turn_wait_s(pcm48k: bytes, silence_ms: int) -> float:
     """Time from the last voiced frame to the segmenter's end of turn."""
     resampler = PcmResampler(48000, 1, 16000)
     pcm16 = resampler.convert(pcm48k) + resampler.flush() + bytes(2 * 16000 * 3)
-    segmenter = Segmenter(SegmenterConfig(silence_ms=silence_ms))
+    segmenter = Segmenter(SegmenterConfig(silence_ms=silence_ms), is_speech=server_is_speech())
     frame = 640
     for i in range(len(pcm16) // frame):
         for event in segmenter.feed(pcm16[i * frame : (i + 1) * frame], (i + 1) * 0.02):

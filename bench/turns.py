@@ -4,7 +4,8 @@ Offline: no server, no WebRTC. Each labelled timeline (spoken segments, the
 pause after each, how many turns it is) is synthesized with espeak-ng
 (several voices and speeds), trimmed to its voiced audio, laid out on a
 16 kHz timeline and fed 20 ms at a time, on an exact clock, to the
-``Listener`` (real webrtcvad inside its ``Segmenter``) with each end-of-turn
+``Listener`` (the server's real VAD, Silero by default, ``--vad webrtcvad``
+for the old one) with each end-of-turn
 policy in the same run:
 
 - ``silence``: today's behaviour, a fixed ``TURN_SILENCE_MS`` (500 ms) pause;
@@ -64,6 +65,7 @@ from media_server.listening.listener import (
     TurnEnded,
 )
 from media_server.listening.segmenter import SegmenterConfig, segmenter_config
+from media_server.listening.vad import SileroPool, SileroVad
 
 RATE = 16000
 FRAME_S = 0.02
@@ -361,6 +363,7 @@ class PauseContext:
 
 
 Hear = Callable[[PauseContext], Awaitable[str | None]]
+_SILERO_POOL = SileroPool(keep=1)
 
 
 def bare(text: str) -> str:
@@ -466,14 +469,38 @@ async def run_timeline(
     max_speculative: int | None = None,
     barge_in_min_ms: int = 200,
     is_speech: Callable[[bytes], bool] | None = None,
+    vad: str = "webrtcvad",
 ) -> dict[str, Any]:
-    """Feed the timeline 20 ms at a time; at each PauseHeard ask ``hear`` for
-    the words so far (off the clock) and hand them back ``stt_delay_ms``
+    """Feed the timeline 20 ms at a time (``vad``: the server's detector,
+    fresh for each timeline, unless ``is_speech`` stands in for it); at each
+    PauseHeard ask ``hear`` for the words so far (off the clock) and hand them back ``stt_delay_ms``
     later on it: before the first frame at or after that time. A newer pause
     or the end of the turn drops a transcript still on its way."""
+    silero = None
+    if is_speech is None and vad == "silero":
+        silero = SileroVad()
+        silero.attach(_SILERO_POOL.acquire())
+        is_speech = silero.is_speech
     listener = Listener(
         config, barge_in_min_ms=barge_in_min_ms, end_of_turn=end_of_turn, is_speech=is_speech
     )
+    try:
+        return await _run_timeline(
+            rendered, listener, hear, stt_delay_ms=stt_delay_ms, max_speculative=max_speculative
+        )
+    finally:
+        if silero is not None:
+            _SILERO_POOL.release(silero.detach())
+
+
+async def _run_timeline(
+    rendered: Rendered,
+    listener: Listener,
+    hear: Hear | None,
+    *,
+    stt_delay_ms: float,
+    max_speculative: int | None,
+) -> dict[str, Any]:
     pcm = rendered.pcm
     pending: list[tuple[float, int, str, dict[str, Any]]] = []
     since = -math.inf
@@ -686,6 +713,7 @@ async def run_policies(
     stt_delay_ms: float,
     barge_in_min_ms: int,
     is_speech: Callable[[bytes], bool] | None = None,
+    vad: str = "webrtcvad",
 ) -> None:
     for policy in policies:
         policy.results = [
@@ -698,6 +726,7 @@ async def run_policies(
                 max_speculative=policy.max_speculative,
                 barge_in_min_ms=barge_in_min_ms,
                 is_speech=is_speech,
+                vad=vad,
             )
             for r in renders
         ]
@@ -740,7 +769,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"{len(renders)} timelines ({len(TIMELINES)} scripts; voices {','.join(voices)}; "
         f"speeds {','.join(f'{s:g}' for s in speeds)}), {speech_s:.0f} s of speech, "
-        f"{audio_s:.0f} s of audio; webrtcvad mode {config.aggressiveness}"
+        f"{audio_s:.0f} s of audio; VAD {args.vad}"
     )
     print(
         f"silence: {silence.default_wait_ms} ms; lexical: {lexical.min_wait_ms}/"
@@ -768,6 +797,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "config": config,
         "stt_delay_ms": args.stt_delay_ms,
         "barge_in_min_ms": settings.barge_in_min_ms,
+        "vad": args.vad,
     }
     try:
         await run_policies(renders, policies, **common)
@@ -863,6 +893,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--stt-delay-ms", type=float, default=150.0)
+    parser.add_argument(
+        "--vad",
+        choices=("silero", "webrtcvad"),
+        default=Settings().vad_provider,
+        help="the voice detector (default: the server's)",
+    )
     parser.add_argument("--voices", default=DEFAULT_VOICES)
     parser.add_argument("--speeds", default="0.9,1.0,1.15", help="tape speed factors")
     parser.add_argument("--all-voices", action="store_true", help="every timeline in every voice")

@@ -142,3 +142,13 @@ def test_the_pool_loads_once_and_resets_what_it_reuses():
     pool.release(second)
     pool.release(third)  # over ``keep``: dropped
     assert pool.loaded == 3 and pool.acquire() is second
+
+
+def test_quiet_windows_skip_the_model_and_are_not_speech():
+    vad = silero()
+    frames = [silence(0.02)] * 50 + [bytes(np.full(320, 3, "<i2").tobytes())] * 50
+    assert not any(vad.is_speech(f) for f in frames)
+    assert vad.skipped == 2 * 50 * 320 // 512
+    words = espeak_16k("Hello there, how are you today?")
+    assert voiced_share(words, vad) > 0.5  # the model still hears what is loud enough
+    POOL.release(vad.detach())
