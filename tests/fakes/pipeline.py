@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiortc.mediastreams import MediaStreamError
@@ -129,3 +130,19 @@ async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():  # noqa: ASYNC110 - polling plain state on purpose
             await asyncio.sleep(0.002)
+
+
+def turn_context(providers: Any, *, agent: Any, deadlines: Any, send: Callable[[str], None]) -> Any:
+    """A TurnContext on a fast speaker and a fresh history: what a turn or a
+    conversation needs from its session, for a unit test."""
+    from media_server.text import ConversationHistory
+    from media_server.turn import TurnContext
+
+    return TurnContext(
+        agent=agent,
+        providers=providers,
+        speaker=fast_speaker(),
+        history=ConversationHistory(),
+        deadlines=deadlines,
+        send=send,
+    )

@@ -17,12 +17,11 @@ from media_server.agents import BUILTIN_AGENTS
 from media_server.conversation import Conversation
 from media_server.deadlines import StageDeadlines
 from media_server.metrics import Metrics
-from media_server.text import ConversationHistory
 from media_server.turn import TurnContext
 from media_server.types import Utterance
 from tests.audio_fixtures import speech_like
 from tests.fakes.engines import FakeLLM, FakeSTT, FakeTTS, fake_providers, hang
-from tests.fakes.pipeline import Playback, Sent, fast_speaker, play_frames, wait_until
+from tests.fakes.pipeline import Playback, Sent, play_frames, turn_context, wait_until
 
 AGENT = BUILTIN_AGENTS["sales"]
 DEADLINES = StageDeadlines(stt_s=5.0, llm_s=5.0, tts_s=5.0)
@@ -63,14 +62,7 @@ def rig(
     llm, tts = llm or FakeLLM(SHORT_REPLY), tts or FakeTTS()
     providers = fake_providers(stt or FakeSTT(), llm, tts)
     sent = Sent()
-    ctx = TurnContext(
-        agent=AGENT,
-        providers=providers,
-        speaker=fast_speaker(),
-        history=ConversationHistory(),
-        deadlines=DEADLINES,
-        send=sent,
-    )
+    ctx = turn_context(providers, agent=AGENT, deadlines=DEADLINES, send=sent)
     metrics = Metrics()
     done: list[int] = []
     conversation = Conversation(

@@ -16,12 +16,11 @@ import pytest
 from media_server import faults
 from media_server.agents import BUILTIN_AGENTS
 from media_server.deadlines import StageDeadlines
-from media_server.text import ConversationHistory
 from media_server.turn import Turn, TurnContext
 from media_server.types import ProviderError, Utterance
 from tests.audio_fixtures import speech_like
 from tests.fakes.engines import FakeLLM, FakeSTT, FakeTTS, fail, fake_providers, hang
-from tests.fakes.pipeline import Playback, Sent, fast_speaker, play_frames, wait_until
+from tests.fakes.pipeline import Playback, Sent, play_frames, turn_context, wait_until
 
 AGENT = BUILTIN_AGENTS["receptionist"]
 DEADLINES = StageDeadlines(stt_s=1.0, llm_s=1.0, tts_s=1.0)
@@ -65,14 +64,7 @@ def rig(
     stt, llm, tts = stt or FakeSTT(), llm or FakeLLM(REPLY), tts or FakeTTS()
     providers = fake_providers(stt, llm, tts)
     sent = Sent()
-    ctx = TurnContext(
-        agent=AGENT,
-        providers=providers,
-        speaker=fast_speaker(),
-        history=ConversationHistory(),
-        deadlines=deadlines,
-        send=sent,
-    )
+    ctx = turn_context(providers, agent=AGENT, deadlines=deadlines, send=sent)
     r = Rig(ctx, sent, stt, llm, tts)
     ctx.on_stage_result = lambda stage, err: r.stage_results.append((stage, err))
     return r
