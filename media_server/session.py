@@ -83,7 +83,9 @@ class VoiceSession:
         self._vad_pool = vad_pool
         detector: VoiceDetector
         if settings.vad_provider == "silero":
-            detector = self._silero = SileroVad(settings.vad_threshold)
+            # webrtcvad screens every frame; the model hears only what it flags.
+            webrtc = WebrtcVad(settings.vad_aggressiveness)
+            detector = self._silero = SileroVad(settings.vad_threshold, prefilter=webrtc.is_speech)
             self._vad_pool = vad_pool or SileroPool(keep=0)
         else:
             detector = WebrtcVad(settings.vad_aggressiveness)

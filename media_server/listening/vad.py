@@ -59,12 +59,24 @@ class SileroVad:
     every frame is "not speech": no audio flows before the call connects.
     """
 
-    def __init__(self, threshold: float = DEFAULT_THRESHOLD) -> None:
+    def __init__(
+        self,
+        threshold: float = DEFAULT_THRESHOLD,
+        *,
+        prefilter: Callable[[bytes], bool] | None = None,
+    ) -> None:
+        """``prefilter``: a cheap detector (webrtcvad) that sees every frame;
+        a window none of whose frames it calls voiced is not given to the
+        model (unless speech is in progress, to hear its end). webrtcvad errs
+        towards "voiced", so the model still hears every voice, and costs
+        nothing while the person is silent or the room is quiet."""
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be within (0, 1), got {threshold}")
         self._threshold = threshold
         self._release_below = max(0.01, threshold - HYSTERESIS)
         self._model: Any = None
+        self._prefilter = prefilter
+        self._flagged = prefilter is None  # a frame of this window passed the prefilter
         self._window = np.zeros(SILERO_WINDOW, dtype=np.float32)
         self._filled = 0
         self._speaking = False
@@ -88,6 +100,8 @@ class SileroVad:
         if model is None:
             return False
         samples = np.frombuffer(frame, dtype="<i2", count=len(frame) // 2)
+        if not self._flagged and self._prefilter is not None:
+            self._flagged = bool(self._prefilter(frame))
         offset = 0
         while offset < samples.size:
             take = min(SILERO_WINDOW - self._filled, samples.size - offset)
@@ -97,7 +111,9 @@ class SileroVad:
             if self._filled == SILERO_WINDOW:
                 self._filled = 0
                 window = self._window
-                if float(np.dot(window, window)) < _QUIET_ENERGY * SILERO_WINDOW:
+                worth_it = self._flagged or self._speaking
+                self._flagged = self._prefilter is None
+                if not worth_it or float(np.dot(window, window)) < _QUIET_ENERGY * SILERO_WINDOW:
                     self.skipped += 1
                     self._judge(0.0)
                 else:

@@ -70,8 +70,9 @@ def noises() -> dict[str, bytes]:
     }
 
 
-def silero() -> SileroVad:
-    vad = SileroVad()
+def silero(screened: bool = False) -> SileroVad:
+    """The model alone, or screened by webrtcvad as the session runs it."""
+    vad = SileroVad(prefilter=WebrtcVad(2).is_speech if screened else None)
     vad.attach(POOL.acquire())
     return vad
 
@@ -89,9 +90,10 @@ def voiced_share(pcm: bytes, vad) -> float:
     return sum(vad.is_speech(f) for f in frames) / len(frames)
 
 
+@pytest.mark.parametrize("screened", [False, True])
 @pytest.mark.parametrize("name", list(noises()))
-def test_silero_starts_no_turn_on_noise(name: str):
-    vad = silero()
+def test_silero_starts_no_turn_on_noise(name: str, screened: bool):
+    vad = silero(screened)
     assert starts(noises()[name], vad.is_speech) == 0, name
     POOL.release(vad.detach())
 
@@ -101,18 +103,19 @@ def test_webrtcvad_takes_steady_noise_for_speech():
     assert starts(noises()["pink noise"], WebrtcVad(2).is_speech) > 0
 
 
+@pytest.mark.parametrize("screened", [False, True])
 @pytest.mark.parametrize("voice", ["en-us", "en", "en-us+f3"])
-def test_silero_hears_voices_alone_and_over_noise(voice: str):
+def test_silero_hears_voices_alone_and_over_noise(voice: str, screened: bool):
     words = espeak_16k("I would like to book an appointment for next Tuesday.", voice)
     speech = np.frombuffer(words, "<i2").astype(np.float64) / 32768
-    vad = silero()
+    vad = silero(screened)
     assert voiced_share(words, vad) > 0.6
     assert starts(silence(0.5) + words + silence(1.0), vad.is_speech) == 1
     # 10 dB SNR over steady noise: still one turn.
     rms = float(np.sqrt(np.mean(speech**2)))
     level = 20 * np.log10(rms)
     noisy = speech + dbfs(pink(speech.size / RATE, np.random.default_rng(1)), level - 10)
-    assert starts(silence(0.5) + to_pcm(noisy) + silence(1.0), silero().is_speech) == 1
+    assert starts(silence(0.5) + to_pcm(noisy) + silence(1.0), silero(screened).is_speech) == 1
     POOL.release(vad.detach())
 
 
@@ -151,4 +154,19 @@ def test_quiet_windows_skip_the_model_and_are_not_speech():
     assert vad.skipped == 2 * 50 * 320 // 512
     words = espeak_16k("Hello there, how are you today?")
     assert voiced_share(words, vad) > 0.5  # the model still hears what is loud enough
+    POOL.release(vad.detach())
+
+
+def test_the_screen_keeps_the_model_off_while_nobody_speaks():
+    vad = silero(screened=True)
+    rng = np.random.default_rng(3)
+    room = to_pcm(dbfs(rng.standard_normal(RATE * 2), -50))  # audible, not speech-like to it
+    frames = [room[i : i + FRAME] for i in range(0, len(room), FRAME)]
+    screen = WebrtcVad(2)
+    screened_out = sum(not screen.is_speech(f) for f in frames)
+    assert screened_out > len(frames) // 2
+    for f in frames:
+        vad.is_speech(f)
+    windows = len(room) // 2 // 512
+    assert vad.skipped >= windows * screened_out // len(frames) - 2
     POOL.release(vad.detach())
