@@ -352,8 +352,8 @@ def print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
 def server_is_speech() -> Callable[[bytes], bool]:
     """The default server's voice detector (Silero), for a bench that
     replays the segmenter offline to know when the server decided."""
-    from media_server.listening.vad import SileroPool, SileroVad
+    from media_server.listening.vad import DEFAULT_THRESHOLD, SileroPool, screened_silero
 
-    vad = SileroVad()
+    vad = screened_silero(DEFAULT_THRESHOLD, 2)
     vad.attach(SileroPool(keep=0).acquire())
     return vad.is_speech

@@ -65,7 +65,7 @@ from media_server.listening.listener import (
     TurnEnded,
 )
 from media_server.listening.segmenter import SegmenterConfig, segmenter_config
-from media_server.listening.vad import SileroPool, SileroVad
+from media_server.listening.vad import DEFAULT_THRESHOLD, SileroPool, screened_silero
 
 RATE = 16000
 FRAME_S = 0.02
@@ -478,7 +478,7 @@ async def run_timeline(
     or the end of the turn drops a transcript still on its way."""
     silero = None
     if is_speech is None and vad == "silero":
-        silero = SileroVad()
+        silero = screened_silero(DEFAULT_THRESHOLD, 2)  # as the server runs it
         silero.attach(_SILERO_POOL.acquire())
         is_speech = silero.is_speech
     listener = Listener(

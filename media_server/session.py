@@ -35,7 +35,13 @@ from media_server.listening.listener import (
     TurnEnded,
 )
 from media_server.listening.segmenter import segmenter_config
-from media_server.listening.vad import SileroPool, SileroVad, VoiceDetector, WebrtcVad
+from media_server.listening.vad import (
+    SileroPool,
+    SileroVad,
+    VoiceDetector,
+    WebrtcVad,
+    screened_silero,
+)
 from media_server.liveness import Limits, Liveness
 from media_server.metrics import Metrics
 from media_server.providers.base import Providers, SpeechToTextStream
@@ -83,9 +89,9 @@ class VoiceSession:
         self._vad_pool = vad_pool
         detector: VoiceDetector
         if settings.vad_provider == "silero":
-            # webrtcvad screens every frame; the model hears only what it flags.
-            webrtc = WebrtcVad(settings.vad_aggressiveness)
-            detector = self._silero = SileroVad(settings.vad_threshold, prefilter=webrtc.is_speech)
+            detector = self._silero = screened_silero(
+                settings.vad_threshold, settings.vad_aggressiveness
+            )
             self._vad_pool = vad_pool or SileroPool(keep=0)
         else:
             detector = WebrtcVad(settings.vad_aggressiveness)

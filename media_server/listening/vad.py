@@ -128,6 +128,12 @@ class SileroVad:
             self._speaking = False
 
 
+def screened_silero(threshold: float, aggressiveness: int) -> SileroVad:
+    """The default detector: webrtcvad screens every frame, Silero hears only
+    what it flags (attach a model before use)."""
+    return SileroVad(threshold, prefilter=WebrtcVad(aggressiveness).is_speech)
+
+
 class SileroPool:
     """Loaded Silero models, reused between sessions (one per live session).
 
