@@ -35,13 +35,7 @@ from media_server.listening.listener import (
     TurnEnded,
 )
 from media_server.listening.segmenter import segmenter_config
-from media_server.listening.vad import (
-    SileroPool,
-    SileroVad,
-    VoiceDetector,
-    WebrtcVad,
-    screened_silero,
-)
+from media_server.listening.vad import SessionVad, SileroPool
 from media_server.liveness import Limits, Liveness
 from media_server.metrics import Metrics
 from media_server.providers.base import Providers, SpeechToTextStream
@@ -84,20 +78,16 @@ class VoiceSession:
         )
         self.events = EventChannel(label)
         self.speaker = AgentAudioTrack(on_late=metrics.outbound_late.inc)
-        # The Silero model loads (or comes from the pool) in accept(), off the loop.
-        self._silero: SileroVad | None = None
-        self._vad_pool = vad_pool
-        detector: VoiceDetector
-        if settings.vad_provider == "silero":
-            detector = self._silero = screened_silero(
-                settings.vad_threshold, settings.vad_aggressiveness
-            )
-            self._vad_pool = vad_pool or SileroPool(keep=0)
-        else:
-            detector = WebrtcVad(settings.vad_aggressiveness)
+        # Its Silero model is leased in accept(), off the loop (~100 ms to load).
+        self.vad = SessionVad(
+            settings.vad_provider,
+            threshold=settings.vad_threshold,
+            aggressiveness=settings.vad_aggressiveness,
+            pool=vad_pool,
+        )
         self.listener = Listener(
             segmenter_config(settings),
-            is_speech=detector.is_speech,
+            is_speech=self.vad.is_speech,
             barge_in_min_ms=settings.barge_in_min_ms,
             end_of_turn=EndOfTurn.from_settings(settings),
             open_stream=self._open_stt_stream,
@@ -143,8 +133,7 @@ class VoiceSession:
     async def accept(self, offer_sdp: str) -> str:
         """Answer an offer; raises ``rtc.peer.OfferError`` for SDP aiortc refuses."""
         answer = await self.peer.answer(offer_sdp, self.speaker)
-        if self._silero is not None and self._vad_pool is not None:
-            self._silero.attach(await asyncio.to_thread(self._vad_pool.acquire))
+        await asyncio.to_thread(self.vad.lease)
         self._watchdog = asyncio.create_task(self._watch(), name=f"session-{self.session_id}-watch")
         return answer
 
@@ -315,8 +304,7 @@ class VoiceSession:
                     await asyncio.wait_for(self._inbound.close(), INBOUND_CLOSE_TIMEOUT_S)
             self.speaker.stop()
             await self.peer.close()
-            if self._silero is not None and self._vad_pool is not None:
-                self._vad_pool.release(self._silero.detach())
+            self.vad.give_back()
         finally:
             self._closed.set()
             self.metrics.sessions_ended.labels(reason=reason).inc()

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import webrtcvad
 
+from media_server.audio.dbfs import SILENCE_DBFS, frame_dbfs, peak_dbfs
 from media_server.types import Utterance
 
 if TYPE_CHECKING:
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 # webrtcvad accepts only these (its C code rejects anything else).
 _VAD_RATES = (8000, 16000, 32000, 48000)
 _VAD_FRAME_MS = (10, 20, 30)
-# dBFS reported for digital silence: finite, so it survives JSON and comparisons.
-SILENCE_DBFS = -120.0
 # A voiced frame "sounds" (is speech, not the VAD's hangover) within this
 # range of the turn's loudest frame and above the floor.
 SOUND_RANGE_DB = 35.0
@@ -115,27 +113,6 @@ class SpeechDropped:
 
 
 SegmenterEvent = SpeechStarted | SpeechEnded | SpeechDropped | PauseStarted | SpeechResumed
-
-
-def frame_dbfs(pcm: bytes) -> float:
-    """RMS level of s16le PCM in dBFS (SILENCE_DBFS for all zeros)."""
-    x = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2).astype(np.float32)
-    energy = float(np.dot(x, x)) / max(1, x.size)
-    if energy <= 0:
-        return SILENCE_DBFS
-    return max(SILENCE_DBFS, 10 * math.log10(energy / (32768.0 * 32768.0)))
-
-
-def peak_dbfs(pcm: bytes) -> float:
-    """Peak sample level of s16le PCM in dBFS (SILENCE_DBFS for all zeros)."""
-    if len(pcm) < 2:
-        return SILENCE_DBFS
-    x = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2)
-    # max/min separately: abs() of int16 -32768 overflows.
-    peak = max(int(x.max()), -int(x.min()))
-    if peak == 0:
-        return SILENCE_DBFS
-    return max(SILENCE_DBFS, 20 * math.log10(peak / 32768))
 
 
 class Segmenter:

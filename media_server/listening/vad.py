@@ -134,6 +134,37 @@ def screened_silero(threshold: float, aggressiveness: int) -> SileroVad:
     return SileroVad(threshold, prefilter=WebrtcVad(aggressiveness).is_speech)
 
 
+class SessionVad:
+    """One session's voice detector, and the loan of its Silero model.
+
+    ``lease()`` takes a model from the pool (it may load one: ~100 ms, so call
+    it off the event loop); ``give_back()`` returns it; both are idempotent.
+    """
+
+    def __init__(
+        self, provider: str, *, threshold: float, aggressiveness: int, pool: SileroPool | None
+    ) -> None:
+        self._silero: SileroVad | None = None
+        self._pool = pool
+        self.detector: VoiceDetector
+        if provider == "silero":
+            self.detector = self._silero = screened_silero(threshold, aggressiveness)
+            self._pool = pool or SileroPool(keep=0)
+        else:
+            self.detector = WebrtcVad(aggressiveness)
+
+    def is_speech(self, frame: bytes) -> bool:
+        return self.detector.is_speech(frame)
+
+    def lease(self) -> None:
+        if self._silero is not None and self._pool is not None and not self._silero.attached:
+            self._silero.attach(self._pool.acquire())
+
+    def give_back(self) -> None:
+        if self._silero is not None and self._pool is not None:
+            self._pool.release(self._silero.detach())
+
+
 class SileroPool:
     """Loaded Silero models, reused between sessions (one per live session).
 

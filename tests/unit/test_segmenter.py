@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import webrtcvad
 
+from media_server.audio.dbfs import peak_dbfs
 from media_server.listening.segmenter import (
     Segmenter,
     SegmenterConfig,
     SpeechDropped,
     SpeechEnded,
     SpeechStarted,
-    peak_dbfs,
 )
 from tests.audio_fixtures import chunks, silence, sine, speech_like
 
