@@ -82,7 +82,10 @@ class Settings:
     vad_preroll_ms: int = 300
     vad_min_speech_ms: int = 250
     vad_max_utterance_s: float = 30.0
-    barge_in_min_ms: int = 200
+    barge_in_min_ms: int = 200  # speech over the agent that holds its audio
+    # Speech over the agent that makes it an interruption; a hold released
+    # short of it ("mm-hmm", a cough) lets the agent go on where it stopped.
+    barge_in_confirm_ms: int = 800
 
     # Limits and deadlines.
     max_sessions: int = 20
@@ -136,6 +139,7 @@ _INT_RANGES = {
     "vad_preroll_ms": (0, 2000),
     "vad_min_speech_ms": (0, 5000),
     "barge_in_min_ms": (0, 5000),
+    "barge_in_confirm_ms": (0, 10000),
     "max_sessions": (1, 10000),
     "workers": (1, 64),
     "history_max_messages": (2, 1000),

@@ -28,6 +28,8 @@ from media_server.interim import InterimTranscripts
 from media_server.listening.end_of_turn import EndOfTurn
 from media_server.listening.listener import (
     BargeIn,
+    FalseInterruption,
+    Hold,
     Listener,
     PauseHeard,
     PersonStarted,
@@ -89,6 +91,7 @@ class VoiceSession:
             segmenter_config(settings),
             is_speech=self.vad.is_speech,
             barge_in_min_ms=settings.barge_in_min_ms,
+            barge_in_confirm_ms=settings.barge_in_confirm_ms,
             end_of_turn=EndOfTurn.from_settings(settings),
             open_stream=self._open_stt_stream,
         )
@@ -204,10 +207,16 @@ class VoiceSession:
                     stt_stream=decision.stt_stream,
                     transcript=decision.transcript,
                 )
+            elif isinstance(decision, Hold):
+                # Talking on before the agent said a word is the same turn;
+                # over its voice, it may be an interruption: hold the audio.
+                if not conversation.continue_turn():
+                    self.speaker.hold()
             elif isinstance(decision, BargeIn):
-                # Talking on before the agent said a word is the same turn.
                 if not conversation.continue_turn():
                     conversation.interrupt("barge_in")
+            elif isinstance(decision, FalseInterruption):
+                self.speaker.release()  # on from the very next sample
             elif isinstance(decision, SpeechIgnored):
                 self.interim.turn_over()
                 conversation.resume_carried()  # what followed was no turn

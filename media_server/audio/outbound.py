@@ -83,6 +83,7 @@ class AgentAudioTrack(MediaStreamTrack):
         self.silence_frames = 0
         self.late_frames = 0
         self.reanchors = 0
+        self._held = False  # hold(): silence goes out, the queue waits
 
     # -- state --------------------------------------------------------------
 
@@ -148,7 +149,7 @@ class AgentAudioTrack(MediaStreamTrack):
             self._anchor, self._n = now, 0
 
     def _next_frame(self) -> av.AudioFrame | av.Packet:
-        if not self._queue:
+        if not self._queue or self._held:
             self.silence_frames += 1
             return self._emit(self._SILENCE, silent=True)
         data, real = self._queue.popleft()
@@ -239,8 +240,21 @@ class AgentAudioTrack(MediaStreamTrack):
         """The reply is complete: queue its last partial frame."""
         self.flush_pending()
 
+    def hold(self) -> None:
+        """Stop playing at once but keep what is queued: the person may only
+        be saying "mm-hmm". ``release()`` goes on from the very next sample."""
+        self._held = True
+
+    def release(self) -> None:
+        self._held = False
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
     def clear(self) -> int:
         """Barge-in: drop all queued and pending audio at once. Returns samples dropped."""
+        self._held = False
         dropped = self._queued_samples + len(self._pending) // 2
         self._queue.clear()
         self._queued_samples = 0

@@ -10,8 +10,13 @@ turn is running), it returns decisions for the session to carry out:
 - ``TurnEnded``: the person finished while the agent was quiet: answer this
   utterance (with the streaming decode, or the speculative transcript that
   covers all of it, if there is one).
-- ``BargeIn``: the person has talked over the agent for ``barge_in_min_ms``:
-  stop the agent now.
+- ``Hold``: the person has talked over the agent for ``barge_in_min_ms``: it
+  may be an interruption, or only "mm-hmm": stop the agent's audio now, but
+  keep it.
+- ``BargeIn``: they went on to ``barge_in_confirm_ms`` of speech: a real
+  interruption; cut the agent's reply.
+- ``FalseInterruption``: after a ``Hold`` they stopped short of that (a
+  backchannel, a cough): the agent goes on from where it stopped.
 - ``SpeechIgnored``: speech that is not a turn: too short (a blip), or it
   ended over the agent without reaching the barge-in minimum (a
   backchannel, a cough, the agent's own echo).
@@ -78,7 +83,17 @@ class TurnEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class BargeIn:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FalseInterruption:
     at: float
 
 
@@ -88,7 +103,9 @@ class SpeechIgnored:
     at: float
 
 
-Decision = PersonStarted | PauseHeard | TurnEnded | BargeIn | SpeechIgnored
+Decision = (
+    PersonStarted | PauseHeard | TurnEnded | Hold | BargeIn | FalseInterruption | SpeechIgnored
+)
 
 
 class Listener:
@@ -99,6 +116,7 @@ class Listener:
         config: SegmenterConfig,
         *,
         barge_in_min_ms: int,
+        barge_in_confirm_ms: int | None = None,
         end_of_turn: EndOfTurn | None = None,
         open_stream: Callable[[], SpeechToTextStream | None] = lambda: None,
         is_speech: Callable[[bytes], bool] | None = None,
@@ -112,11 +130,16 @@ class Listener:
         # a transcript of the turn so far can be back by the time a finished
         # sentence may end.
         report_ms = min(PAUSE_REPORT_MS, eot.min_wait_ms)
-        pause_ms = max(config.frame_ms, report_ms) if eot.reads_words else None
+        # Pauses are reported whatever the policy: a hold over the agent is
+        # released at one; only the lexical policy reads words at them.
+        pause_ms = max(config.frame_ms, report_ms)
         config = replace(config, silence_ms=eot.longest_wait_ms, pause_ms=pause_ms)
         self._segmenter = Segmenter(config, is_speech=is_speech, on_audio=self._on_turn_audio)
         self._min_speech_ms = config.min_speech_ms
         self._barge_in_min_ms = barge_in_min_ms
+        # None: no hold stage, the minimum is an interruption at once.
+        self._barge_in_confirm_ms = max(barge_in_min_ms, barge_in_confirm_ms or 0)
+        self._holding = False  # a Hold is out and not yet settled
         self._open_stream = open_stream
         self._stream: SpeechToTextStream | None = None
         self._stream_refused = False
@@ -152,14 +175,37 @@ class Listener:
         for event in self._segmenter.feed(pcm, now):
             self._on_event(event, agent_has_floor, decisions)
         segmenter = self._segmenter
-        if self._in_pause and segmenter.in_speech:
+        if self._in_pause and segmenter.in_speech and self.end_of_turn.reads_words:
             paused_ms = (now - segmenter.last_sound_end) * 1000
             if paused_ms >= self._required_wait_ms(agent_has_floor) - 1e-6:
                 if (ended := segmenter.end_now(now)) is not None:
                     self._on_event(ended, agent_has_floor, decisions)
-        if agent_has_floor and segmenter.in_speech and segmenter.speech_ms >= self._barge_in_min_ms:
-            decisions.append(BargeIn(now))
+        self._over_agent(now, agent_has_floor, decisions)
         return decisions
+
+    def _over_agent(self, now: float, agent_has_floor: bool, decisions: list[Decision]) -> None:
+        """Speech over the agent: hold at the minimum, cut at the confirmation,
+        release if the person stopped short of it (or the speech ended)."""
+        segmenter = self._segmenter
+        if not agent_has_floor or not segmenter.in_speech:
+            if self._holding:
+                self._holding = False
+                if agent_has_floor:  # it ended short of an interruption
+                    decisions.append(FalseInterruption(now))
+            return
+        spoken = segmenter.speech_ms
+        if spoken >= self._barge_in_confirm_ms:
+            self._holding = False
+            decisions.append(BargeIn(now))
+        elif spoken >= self._barge_in_min_ms and not self._holding:
+            if not self._in_pause:
+                self._holding = True
+                decisions.append(Hold(now))
+        elif self._holding and self._in_pause:
+            paused_ms = (now - segmenter.last_sound_end) * 1000
+            if paused_ms >= self.end_of_turn.min_wait_ms - 1e-6:
+                self._holding = False  # "mm-hmm": the agent goes on
+                decisions.append(FalseInterruption(now))
 
     def close(self) -> None:
         """Cancel a streaming decode in progress; feed() ignores audio after."""
@@ -180,7 +226,11 @@ class Listener:
             self._in_pause = True
             # Worth transcribing: the person holds the floor and it is not a blip
             # (a knock or a click that the VAD let through never reaches STT).
-            if not agent_has_floor and self._segmenter.speech_ms >= self._min_speech_ms:
+            if (
+                not agent_has_floor
+                and self.end_of_turn.reads_words
+                and self._segmenter.speech_ms >= self._min_speech_ms
+            ):
                 pcm = self._segmenter.turn_pcm()
                 decisions.append(PauseHeard(self._pause, pcm, self._stream))
         elif isinstance(event, SpeechResumed):

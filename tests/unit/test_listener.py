@@ -15,6 +15,8 @@ import pytest
 from media_server.listening.end_of_turn import EndOfTurn
 from media_server.listening.listener import (
     BargeIn,
+    FalseInterruption,
+    Hold,
     Listener,
     PauseHeard,
     PersonStarted,
@@ -348,3 +350,47 @@ def test_a_blip_is_dropped_at_the_shortest_pause():
     (dropped,) = of(out, SpeechIgnored)
     assert dropped.reason == "too_short"
     assert round((dropped.at - (T0 + 0.12)) * 1000) == 200
+
+
+# ---- interruptions like a person: hold, then cut or go on ------------------------------
+
+
+def test_speech_over_the_agent_holds_it_then_cuts_it_at_the_confirmation():
+    c = make(barge_in_min_ms=200)
+    c.listener._barge_in_confirm_ms = 800  # as Listener(barge_in_confirm_ms=800)
+    c.agent_has_floor = True
+    out = c.play(speech(1.2))
+    (hold,) = of(out, Hold)
+    (barge,) = of(out, BargeIn)
+    assert hold.at == pytest.approx(T0 + 0.2) and barge.at == pytest.approx(T0 + 0.8)
+    assert of(out, FalseInterruption) == []
+
+
+@pytest.mark.parametrize("pause_s", [0.3, 1.0])
+def test_a_backchannel_over_the_agent_is_held_then_released(pause_s: float):
+    c = Clocked(
+        Listener(
+            SegmenterConfig(),
+            barge_in_min_ms=200,
+            barge_in_confirm_ms=800,
+            end_of_turn=LEXICAL,
+            is_speech=loud,
+        )
+    )
+    c.agent_has_floor = True
+    out = c.play(speech(0.44) + silence(pause_s))  # "mm-hmm"
+    assert [type(d) for d in out if not isinstance(d, PersonStarted)][:2] == [
+        Hold,
+        FalseInterruption,
+    ]
+    (release,) = of(out, FalseInterruption)
+    # Released once the pause reaches the shortest end-of-turn wait.
+    assert round((release.at - (T0 + 0.44)) * 1000) == LEXICAL.min_wait_ms
+    assert of(out, BargeIn) == [] and of(out, TurnEnded) == []
+
+
+def test_without_a_confirmation_the_minimum_cuts_at_once():
+    c = make(barge_in_min_ms=300)  # barge_in_confirm_ms unset: the old rule
+    c.agent_has_floor = True
+    out = c.play(speech(1.0))
+    assert of(out, Hold) == [] and len(of(out, BargeIn)) == 1

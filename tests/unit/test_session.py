@@ -226,21 +226,33 @@ async def _speaking(call: Call) -> None:
     await asyncio.sleep(0.1)  # the person hears a bit of it
 
 
-async def test_talking_over_the_agent_for_barge_in_min_ms_interrupts_it(calls) -> None:
+async def test_talking_over_the_agent_holds_it_then_interrupts_it(calls) -> None:
     llm = FakeLLM([LONG_REPLY, SHORT_REPLY])
     tts = FakeTTS(audio_ms=lambda text: 60 if text == SHORT_REPLY else 1000)
-    call = calls(fake_providers(FakeSTT("Wait, a question"), llm, tts), BARGE_IN_MIN_MS=200)
+    call = calls(
+        fake_providers(FakeSTT("Wait, a question"), llm, tts),
+        BARGE_IN_MIN_MS=200,
+        BARGE_IN_CONFIRM_MS=800,
+    )
     await _speaking(call)
     since = len(call.sent.raw)
+    speaker = call.session.speaker
 
     def cut() -> bool:
         return bool(call.sent.of("llm_response", interrupted=True))
 
-    fed = call.say(speech_like(1.0), until=cut)
+    speech = speech_like(1.0)
+    # At BARGE_IN_MIN_MS of speech the agent's audio holds, not a frame before
+    # or after (webrtcvad calls every frame of speech_like voiced)...
+    fed = call.say(speech, until=lambda: speaker.held)
+    assert round(fed * 1000) == 200 and not cut()
+    played = speaker.played_samples
+    await asyncio.sleep(0.2)
+    assert speaker.played_samples == played  # nothing more is heard
+    # ...and at BARGE_IN_CONFIRM_MS it is an interruption.
+    fed += call.say(speech[int(fed * 32000) :], until=cut)
     assert cut(), "a second of speech over the agent did not interrupt it"
-    # At BARGE_IN_MIN_MS of speech, not a frame before or after (webrtcvad
-    # calls every frame of speech_like voiced, from the first).
-    assert round(fed * 1000) == 200, fed
+    assert round(fed * 1000) == 800, fed
     [interrupted] = call.sent.of("llm_response", interrupted=True)
     assert interrupted["reason"] == "barge_in" and interrupted["turn_id"] == 1
     assert call.session.status == "listening"
@@ -263,6 +275,31 @@ async def test_talking_over_the_agent_for_barge_in_min_ms_interrupts_it(calls) -
     assistant = [m.content for m in llm.messages[1] if m.role == "assistant"]
     assert assistant == [interrupted["text"]] and interrupted["text"] != LONG_REPLY
     assert call.sent.names()[since:].count("status:listening") == 1
+    await call.session.close()
+
+
+async def test_a_backchannel_holds_the_agent_and_it_goes_on_without_losing_a_word(calls) -> None:
+    llm = FakeLLM([SHORT_REPLY + " " + LONG_REPLY])
+    call = calls(
+        fake_providers(FakeSTT(), llm, FakeTTS(audio_ms=600)),
+        BARGE_IN_MIN_MS=200,
+        BARGE_IN_CONFIRM_MS=800,
+    )
+    await _speaking(call)
+    speaker = call.session.speaker
+    call.say(speech_like(0.4))  # "mm-hmm"
+    assert speaker.held
+    played = speaker.played_samples
+    await asyncio.sleep(0.1)
+    assert speaker.played_samples == played
+    call.say(silence(0.3))  # they stopped short of an interruption
+    assert not speaker.held
+    await call.sent.wait_for("turn_metrics", turn_id=1, timeout=30)
+    assert call.sent.of("llm_response", interrupted=True) == []
+    assert "interrupted" not in call.sent.of("turn_metrics", turn_id=1)[0]
+    # Every word was played and is in the history: none lost to the hold.
+    history = call.session.history.messages("")
+    assert history[-1].content == SHORT_REPLY + " " + LONG_REPLY
     await call.session.close()
 
 
