@@ -70,6 +70,13 @@ def session_ended_message(err: ProviderError) -> str:
     return f"{why}, so this conversation has ended. Please try again later."
 
 
+def turn_failed_event(err: ProviderError) -> str:
+    """The one ``error`` event of a turn a provider failed."""
+    return protocol.error(
+        user_message(err), f"{err.stage}_{err.kind}", retryable=err.retryable, stage=err.stage
+    )
+
+
 def session_ended_event(err: ProviderError) -> str:
     """The ``error`` event that tells the page a provider ended the call."""
     return protocol.error(

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from media_server import protocol
+from media_server.conversation import Conversation
 from media_server.listening.listener import Listener, PauseHeard
 from media_server.metrics import Metrics
 from media_server.providers.base import SpeechToText
@@ -38,8 +39,7 @@ class InterimTranscripts:
         metrics: Metrics,
         *,
         send: Callable[[str], None],
-        next_turn_id: Callable[[], int],
-        words_before: Callable[[], str] = lambda: "",
+        conversation: Conversation,
         on_heard: Callable[[], None],
         timeout_s: float,
         max_speculative: int,
@@ -49,8 +49,9 @@ class InterimTranscripts:
         self._listener = listener
         self._metrics = metrics
         self._send = send
-        self._next_turn_id = next_turn_id
-        self._words_before = words_before  # a continued turn's words, shown first
+        # Interim words carry the id of the turn they will be, after the words
+        # of a turn it continues.
+        self._conversation = conversation
         self._on_heard = on_heard
         self._timeout_s = timeout_s
         self._max_speculative = max_speculative
@@ -116,6 +117,7 @@ class InterimTranscripts:
         text = transcript.text.strip()
         if not text or not self._listener.interim_transcript(pause, text, covers_turn=covers_turn):
             return
-        shown = f"{self._words_before()} {text}".strip()
-        self._send(protocol.transcription(shown, self._next_turn_id(), is_final=False))
+        conversation = self._conversation
+        shown = f"{conversation.carried_text} {text}".strip()
+        self._send(protocol.transcription(shown, conversation.next_turn_id, is_final=False))
         self._on_heard()

@@ -89,7 +89,7 @@ class VoiceSession:
         )
         self.listener = Listener(
             segmenter_config(settings),
-            is_speech=self.vad.is_speech,
+            is_speech=self.vad.detector.is_speech,
             barge_in_min_ms=settings.barge_in_min_ms,
             barge_in_confirm_ms=settings.barge_in_confirm_ms,
             end_of_turn=EndOfTurn.from_settings(settings),
@@ -117,8 +117,7 @@ class VoiceSession:
             self.listener,
             metrics,
             send=self.events.send,
-            next_turn_id=lambda: self.conversation.next_turn_id,
-            words_before=lambda: self.conversation.carried_text,
+            conversation=self.conversation,
             on_heard=self._refresh_status,
             timeout_s=settings.stt_timeout_s,
             max_speculative=settings.turn_max_speculative,

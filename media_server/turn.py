@@ -260,22 +260,12 @@ class Turn:
             # The person may have heard part of the reply: keep that, nothing more.
             self.record_heard()
             ctx.speaker.clear()
-            ctx.send(
-                protocol.error(
-                    faults.user_message(err),
-                    f"{err.stage}_{err.kind}",
-                    retryable=err.retryable,
-                    stage=err.stage,
-                )
-            )
+            ctx.send(faults.turn_failed_event(err))
             self.send_metrics()
             return TurnResult("error", transcript, self._reply_text, self.metrics, err)
         except asyncio.CancelledError:
             self.record_heard()
             raise
-        finally:
-            if self.stt_stream is not None:  # cut short before it was finished
-                self.stt_stream.cancel()
 
     async def _reply_and_speak(self) -> None:
         """LLM and TTS run side by side, joined by a bounded queue of chunks;

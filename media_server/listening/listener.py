@@ -103,6 +103,16 @@ class SpeechIgnored:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Heard:
+    """A transcript of the turn up to a pause, and how it reads."""
+
+    pause: int
+    text: str
+    covers_turn: bool  # it transcribed all of the turn's audio so far
+    reading: Completion | None
+
+
 Decision = (
     PersonStarted | PauseHeard | TurnEnded | Hold | BargeIn | FalseInterruption | SpeechIgnored
 )
@@ -146,7 +156,7 @@ class Listener:
         self._closed = False
         self._pause = 0  # bumped at each pause and each resumption
         self._in_pause = False
-        self._heard: tuple[int, str, bool] | None = None  # (pause, text, covers the turn)
+        self._heard: _Heard | None = None
 
     @property
     def person_speaking(self) -> bool:
@@ -164,7 +174,8 @@ class Listener:
         it can stand for the turn's transcript. False if it came too late."""
         if self._closed or pause != self._pause or not self._in_pause:
             return False
-        self._heard = (pause, text, covers_turn)
+        # Read once here, not at every 20 ms frame of the pause that asks.
+        self._heard = _Heard(pause, text, covers_turn, self.end_of_turn.reading(text))
         return True
 
     def feed(self, pcm: bytes, now: float, *, agent_has_floor: bool) -> list[Decision]:
@@ -257,17 +268,18 @@ class Listener:
         self._heard = None
         self._pause += 1
 
-    def _reading(self) -> Completion | None:
+    def _current(self) -> _Heard | None:
+        """What was heard at this pause (None once the person went on)."""
         heard = self._heard
-        if heard is None or heard[0] != self._pause:
-            return None
-        return self.end_of_turn.reading(heard[1])
+        return heard if heard is not None and heard.pause == self._pause else None
+
+    def _reading(self) -> Completion | None:
+        heard = self._current()
+        return heard.reading if heard is not None else None
 
     def _turn_transcript(self) -> str | None:
-        heard = self._heard
-        if heard is None or heard[0] != self._pause or not heard[2]:
-            return None
-        return heard[1]
+        heard = self._current()
+        return heard.text if heard is not None and heard.covers_turn else None
 
     def _required_wait_ms(self, agent_has_floor: bool) -> float:
         eot = self.end_of_turn

@@ -153,9 +153,6 @@ class SessionVad:
         else:
             self.detector = WebrtcVad(aggressiveness)
 
-    def is_speech(self, frame: bytes) -> bool:
-        return self.detector.is_speech(frame)
-
     def lease(self) -> None:
         if self._silero is not None and self._pool is not None and not self._silero.attached:
             self._silero.attach(self._pool.acquire())

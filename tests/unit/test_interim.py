@@ -23,6 +23,14 @@ def loud(frame: bytes) -> bool:
     return int(np.max(np.abs(np.frombuffer(frame, "<i2").astype(np.int32)))) > 5000
 
 
+class NextTurn:
+    """What interim transcripts read of the conversation: the next turn's id
+    and the words of a turn it continues."""
+
+    next_turn_id = 7
+    carried_text = ""
+
+
 class Rig:
     def __init__(self, stt: FakeSTT, max_speculative: int = 2) -> None:
         self.stt = stt
@@ -41,7 +49,7 @@ class Rig:
             self.listener,
             self.metrics,
             send=lambda m: self.sent.append(json.loads(m)),
-            next_turn_id=lambda: 7,
+            conversation=NextTurn(),  # type: ignore[arg-type]
             on_heard=self._on_heard,
             timeout_s=1.0,
             max_speculative=max_speculative,
