@@ -88,22 +88,34 @@ async def test_a_beeping_microphone_does_not_cut_a_typed_answer(
 async def test_words_show_as_they_are_heard_then_the_final_transcript(
     server_factory, browser, tmp_path: Path
 ):
-    server = await server_factory()
+    # A long wait for an unfinished sentence, so the words of a slow decode
+    # (a loaded CI box) still arrive while the person is paused.
+    server = await server_factory(TURN_MAX_WAIT_MS="5000")
     # A pause mid-sentence: the words so far show (greyed) before the turn ends.
     wav = write_wav(
         tmp_path / "paused.wav",
         silence(1.5)
         + speech_48k("I would like to book an appointment for")
-        + silence(1.2)
+        + silence(3.0)
         + speech_48k("tomorrow morning")
         + silence(20),
     )
     context = await browser(wav)
     page = await open_page(context, server.base_url)
     await start_call(page, "receptionist")
+    # Polled every 50 ms: expect() polls once a second after its first tries,
+    # and interim words may stand for less than that.
+    await page.wait_for_function(
+        """() => {
+            const user = document.querySelector(
+                '[data-testid=transcript] .turn [data-testid=user-message]');
+            return user && user.classList.contains('interim')
+                && /\\S/.test(user.querySelector('.text').textContent);
+        }""",
+        polling=50,
+        timeout=TURN_S,
+    )
     user = page.locator("[data-testid=transcript] .turn").first.get_by_test_id("user-message")
-    await expect(user).to_have_class(re.compile(r"\binterim\b"), timeout=TURN_S)
-    await expect(user.locator(".text")).to_have_text(re.compile(r"\S"))
     # The turn's own transcript replaces it, and the agent answers that.
     await expect(user).not_to_have_class(re.compile(r"\binterim\b"), timeout=TURN_S)
     await expect(page.get_by_test_id("agent-message").first).to_be_visible(timeout=TURN_S)
