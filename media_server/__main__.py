@@ -109,7 +109,7 @@ async def _serve(
         await web.TCPSite(
             runner, settings.host, settings.port, reuse_port=worker is not None
         ).start()
-        stt, llm, tts = resolve_names(settings)
+        stt, llm, tts = (",".join(chain) for chain in resolve_names(settings))
         url_host = f"[{settings.host}]" if ":" in settings.host else settings.host
         if not worker:  # one line per server, not per worker
             workers = f"; {settings.workers} workers" if worker is not None else ""

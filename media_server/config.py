@@ -16,6 +16,7 @@ from typing import Any
 
 from media_server.config_values import (
     ConfigError,
+    chain_of,
     float_in_range,
     ice_server_list,
     int_in_range,
@@ -41,9 +42,12 @@ class Settings:
     agents_file: Path | None = None
     log_level: str = "INFO"
 
-    stt_provider: str = "auto"
-    llm_provider: str = "auto"
-    tts_provider: str = "auto"
+    # Engines in fallback order ("auto" alone: the usual chain for the keys set).
+    stt_provider: tuple[str, ...] = ("auto",)
+    llm_provider: tuple[str, ...] = ("auto",)
+    tts_provider: tuple[str, ...] = ("auto",)
+    # How long an engine that failed (a rejected key, a deadline) is skipped.
+    provider_cooldown_s: float = 60.0
 
     openai_api_key: str = field(default="", repr=False)
     openai_base_url: str = ""
@@ -157,6 +161,7 @@ _FLOAT_RANGES = {
     "stt_timeout_s": (1.0, 300.0),
     "llm_timeout_s": (1.0, 300.0),
     "tts_timeout_s": (1.0, 300.0),
+    "provider_cooldown_s": (1.0, 86400.0),
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -167,11 +172,11 @@ def _convert(attr: str, name: str, raw: str) -> Any:
     if attr in _FLOAT_RANGES:
         return float_in_range(name, raw, *_FLOAT_RANGES[attr])
     if attr == "stt_provider":
-        return one_of(name, raw, STT_CHOICES)
+        return chain_of(name, raw, STT_CHOICES)
     if attr == "llm_provider":
-        return one_of(name, raw, LLM_CHOICES)
+        return chain_of(name, raw, LLM_CHOICES)
     if attr == "tts_provider":
-        return one_of(name, raw, TTS_CHOICES)
+        return chain_of(name, raw, TTS_CHOICES)
     if attr == "vad_provider":
         return one_of(name, raw, VAD_PROVIDERS)
     if attr == "turn_detector":
@@ -200,14 +205,16 @@ def _convert(attr: str, name: str, raw: str) -> Any:
 
 
 def _check_providers(s: Settings) -> None:
-    if s.stt_provider == "openai" and not s.openai_configured:
-        raise ConfigError("STT_PROVIDER=openai needs OPENAI_API_KEY")
-    if s.llm_provider == "openai" and not s.openai_configured:
-        raise ConfigError("LLM_PROVIDER=openai needs OPENAI_API_KEY")
-    if s.tts_provider == "openai" and not s.openai_configured:
-        raise ConfigError("TTS_PROVIDER=openai needs OPENAI_API_KEY")
-    if s.tts_provider == "elevenlabs" and not s.elevenlabs_configured:
-        raise ConfigError("TTS_PROVIDER=elevenlabs needs ELEVENLABS_API_KEY")
+    needs = {"openai": ("OPENAI_API_KEY", s.openai_configured)}
+    needs_tts = {**needs, "elevenlabs": ("ELEVENLABS_API_KEY", s.elevenlabs_configured)}
+    for name, chain, keys in (
+        ("STT_PROVIDER", s.stt_provider, needs),
+        ("LLM_PROVIDER", s.llm_provider, needs),
+        ("TTS_PROVIDER", s.tts_provider, needs_tts),
+    ):
+        for engine in chain:
+            if engine in keys and not keys[engine][1]:
+                raise ConfigError(f"{name}={engine} needs {keys[engine][0]}")
     if not s.elevenlabs_base_url:
         raise ConfigError("ELEVENLABS_BASE_URL: must not be empty")
     if not re.fullmatch(r"(mp3_\d+_\d+|pcm_\d+)", s.elevenlabs_output_format):

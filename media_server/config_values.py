@@ -65,6 +65,21 @@ def one_of(name: str, raw: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def chain_of(name: str, raw: str, choices: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma list of engines in fallback order: ``auto``, or names from
+    ``choices`` (each once; ``auto`` only alone)."""
+    items = tuple(p.strip().lower() for p in raw.split(",") if p.strip())
+    if not items:
+        raise ConfigError(f"{name}={raw!r}: must name at least one of {', '.join(choices)}")
+    for item in items:
+        one_of(name, item, choices)
+    if "auto" in items and len(items) > 1:
+        raise ConfigError(f"{name}={raw!r}: auto is a chain by itself; list engines instead")
+    if len(set(items)) != len(items):
+        raise ConfigError(f"{name}={raw!r}: an engine is listed twice")
+    return items
+
+
 def url(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
     if value and not value.startswith(("http://", "https://")):

@@ -18,6 +18,7 @@ from typing import Any
 
 from media_server import faults
 from media_server.config import Settings
+from media_server.providers.fallback import engines_of, report_failure, report_success
 from media_server.types import ProviderError, Stage
 
 log = logging.getLogger(__name__)
@@ -44,19 +45,33 @@ class StageDeadlines:
         return self.first(stage) * self.stall_factor
 
 
+Fallback = Callable[[Stage, str, str], None]
+
+
 async def first_item(
     stage: Stage,
-    open_stream: Callable[[], AsyncIterator[Any]],
+    provider: object,
+    open_stream: Callable[[Any], AsyncIterator[Any]],
     deadlines: StageDeadlines,
     may_retry: Callable[[], bool],
+    on_fallback: Fallback | None = None,
 ) -> tuple[Any, AsyncIterator[Any]] | tuple[None, None]:
     """The first item of a provider stream within the stage deadline, and
-    the stream to read the rest from; ``(None, None)`` if it was empty."""
+    the stream to read the rest from; ``(None, None)`` if it was empty.
+
+    ``open_stream(engine)`` opens the stream on one engine. With a fallback
+    chain (providers/fallback.py) an engine that fails before its first item
+    hands the request to the next at once (``on_fallback(stage, from, to)``):
+    nothing of it was heard, so nothing is repeated. The last engine gets the
+    usual retry."""
     timeout_s = deadlines.first(stage)
-    attempt = 0
+    engines = engines_of(provider)
+    index = 0
+    attempt = 0  # on the current engine
     while True:
+        engine = engines[index]
         attempt += 1
-        stream = open_stream()
+        stream = open_stream(engine)
         try:
             async with asyncio.timeout(timeout_s):
                 first = await anext(stream)
@@ -73,7 +88,21 @@ async def first_item(
             await aclose(stream)
             raise
         else:
+            report_success(provider, engine)
             return first, stream
+        report_failure(provider, engine, err)
+        if index + 1 < len(engines):
+            index, attempt = index + 1, 0
+            log.warning(
+                "%s %s failed (%s); falling back to %s",
+                stage,
+                engine.name,
+                err.kind,
+                engines[index].name,
+            )
+            if on_fallback is not None:
+                on_fallback(stage, engine.name, engines[index].name)
+            continue
         delay = faults.retry_delay(err, attempt)
         if delay is None or not may_retry():
             raise err

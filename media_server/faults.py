@@ -6,6 +6,9 @@
 - Fallback: a streaming transcript that fails is decoded again from the
   whole utterance (turn.py); a turn that fails ends in one ``error`` event
   and the next turn starts clean.
+- Fallback: an engine that fails before its first item hands the request to
+  the next engine of its chain (providers/fallback.py, deadlines.first_item);
+  the person reads ``fallback_message`` once a call per stage.
 - Error budget: consecutive failed turns per stage, reset by a success. At
   ``provider_error_limit``, or at once on an error no retry can fix within a
   session (a rejected key, an exhausted quota), the session ends after the
@@ -55,6 +58,15 @@ def user_message(err: ProviderError) -> str:
         "bad_output": f"The {service} service sent back something I couldn't use — "
         "please try again.",
     }.get(err.kind, f"I couldn't reach the {service} service — please try again.")
+
+
+def fallback_message(stage: Stage) -> str:
+    """What a person reads, once a call, when a backup engine takes a stage over."""
+    return {
+        "stt": "Speech recognition isn't answering, so a backup recognizer is listening instead.",
+        "llm": "The language model isn't answering, so a simpler backup is replying instead.",
+        "tts": "The voice service isn't answering, so you'll hear a backup voice instead.",
+    }[stage]
 
 
 def session_ended_message(err: ProviderError) -> str:

@@ -58,6 +58,12 @@ class Metrics:
             ["stage", "kind"],
             registry=r,
         )
+        self.fallbacks = Counter(
+            "voice_agent_provider_fallbacks",
+            "Requests an engine failed and the next engine of its chain took",
+            ["stage", "from", "to"],
+            registry=r,
+        )
         self.stage_latency = Histogram(
             "voice_agent_turn_stage_ms",
             "Milliseconds from end of user speech to each stage of a turn",

@@ -161,6 +161,20 @@ def error(message: str, code: str, *, retryable: bool = False, stage: str | None
     return encode("error", message=message, code=code, retryable=retryable, stage=stage)
 
 
+def provider_fallback(
+    stage: str, from_engine: str, to_engine: str, message: str, providers: dict[str, str]
+) -> str:
+    """An engine failed and the next in its chain took over (``providers``:
+    the engines the session now talks through)."""
+    return encode(
+        "provider_fallback",
+        stage=stage,
+        message=message,
+        providers=providers,
+        **{"from": from_engine, "to": to_engine},
+    )
+
+
 def session_end(reason: str) -> str:
     return encode("session_end", reason=reason)
 

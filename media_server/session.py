@@ -107,6 +107,7 @@ class VoiceSession:
                 on_phase=self._refresh_status,
                 on_stage_result=self._on_stage_result,
                 observe=metrics.observe_stage,
+                on_fallback=self._on_fallback,
             ),
             metrics,
             label=label,
@@ -125,6 +126,7 @@ class VoiceSession:
         )
         self.liveness = Liveness(Limits.from_settings(settings), time.monotonic())
         self.errors = faults.ErrorBudget(settings.provider_error_limit)
+        self._fallbacks_told: set[Stage] = set()
         self.status: protocol.Status = "idle"
         self.end_reason: str | None = None
         self._inbound: InboundAudio | None = None
@@ -169,13 +171,9 @@ class VoiceSession:
         self.events.attach(channel)
         channel.on("message", self._on_message)
         channel.on("close", lambda: self._close_soon("peer_closed"))
-        names = self.providers.names
         self.events.send(
             protocol.connection_established(
-                self.session_id,
-                self.agent.name,
-                self.agent.id,
-                {"stt": names.stt, "llm": names.llm, "tts": names.tts},
+                self.session_id, self.agent.name, self.agent.id, self._engine_names()
             )
         )
         self.events.send(protocol.status_update(self.status))
@@ -235,6 +233,19 @@ class VoiceSession:
         if err is not None:
             self.metrics.errors.labels(stage=stage, kind=err.kind).inc()
         self.errors.record(stage, err)
+
+    def _on_fallback(self, stage: Stage, from_engine: str, to_engine: str) -> None:
+        self.metrics.fallbacks.labels(stage=stage, **{"from": from_engine, "to": to_engine}).inc()
+        if stage in self._fallbacks_told:
+            return  # one notice a stage per call is enough
+        self._fallbacks_told.add(stage)
+        message = faults.fallback_message(stage)
+        names = self._engine_names()
+        self.events.send(protocol.provider_fallback(stage, from_engine, to_engine, message, names))
+
+    def _engine_names(self) -> dict[str, str]:
+        names = self.providers.names
+        return {"stt": names.stt, "llm": names.llm, "tts": names.tts}
 
     def _on_turn_done(self) -> None:
         self.liveness.activity(time.monotonic())

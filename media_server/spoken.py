@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 
 from media_server.audio.outbound import AgentAudioTrack
 from media_server.audio.speaker_feed import SpeakerFeed
-from media_server.deadlines import StageDeadlines, first_item, remaining_items
+from media_server.deadlines import Fallback, StageDeadlines, first_item, remaining_items
 from media_server.providers.base import TextToSpeech
 from media_server.text import heard_prefix
 from media_server.types import AudioChunk, ProviderError
@@ -42,19 +42,25 @@ class SpokenReply:
         self,
         piece: str,
         tts: TextToSpeech,
-        voice: str,
+        voice_for: Callable[[str], str],
         deadlines: StageDeadlines,
         *,
         on_first_byte: Callable[[], object] = lambda: None,
+        on_fallback: Fallback | None = None,
     ) -> None:
-        """Synthesize ``piece`` and queue its audio; raises ``ProviderError``."""
+        """Synthesize ``piece`` and queue its audio; raises ``ProviderError``.
+        ``voice_for(engine name)``: the agent's voice on that engine (a
+        fallback engine speaks in its own)."""
         feed = SpeakerFeed()
 
-        def open_stream() -> AsyncIterator[AudioChunk]:
-            return tts.synthesize(piece, voice)
+        def open_stream(engine: TextToSpeech) -> AsyncIterator[AudioChunk]:
+            return engine.synthesize(piece, voice_for(engine.name))
 
-        # Retrying is fine until any audio of this reply reached the speaker.
-        first, stream = await first_item("tts", open_stream, deadlines, lambda: not self.started)
+        # Retrying is fine until any audio of this reply reached the speaker;
+        # another engine may take a piece that made no sound at any time.
+        first, stream = await first_item(
+            "tts", tts, open_stream, deadlines, lambda: not self.started, on_fallback
+        )
         if stream is None:
             raise ProviderError("tts", "bad_output", "tts: no audio")
         on_first_byte()

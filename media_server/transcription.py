@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 
-from media_server.deadlines import StageDeadlines, aclose, first_item
+from media_server.deadlines import Fallback, StageDeadlines, aclose, first_item
 from media_server.providers.base import SpeechToText, SpeechToTextStream
 from media_server.types import ProviderError, Stage, Transcript, Utterance
 
@@ -27,6 +27,7 @@ async def utterance_text(
     stt: SpeechToText,
     deadlines: StageDeadlines,
     on_result: Callable[[Stage, ProviderError | None], None] = lambda stage, err: None,
+    on_fallback: Fallback | None = None,
 ) -> str:
     """The utterance's text ("" for none); ``on_result`` hears how the STT
     stage went when a provider was asked (the error budget counts it)."""
@@ -35,7 +36,7 @@ async def utterance_text(
             stream.cancel()
         return transcript.strip()
     try:
-        text = await transcribe(utterance, stream, stt, deadlines)
+        text = await transcribe(utterance, stream, stt, deadlines, on_fallback)
     except ProviderError as err:
         on_result("stt", err)
         raise
@@ -48,6 +49,7 @@ async def transcribe(
     stream: SpeechToTextStream | None,
     stt: SpeechToText,
     deadlines: StageDeadlines,
+    on_fallback: Fallback | None = None,
 ) -> str:
     """Finish the streaming decode if there is one, else (or if it fails)
     transcribe the whole utterance."""
@@ -59,9 +61,9 @@ async def transcribe(
             # The whole utterance is still here: decode it the usual way.
             log.info("streamed STT failed (%r); decoding again", exc)
 
-    async def once() -> AsyncIterator[Transcript]:
-        yield await stt.transcribe(utterance)
+    async def once(engine: SpeechToText) -> AsyncIterator[Transcript]:
+        yield await engine.transcribe(utterance)
 
-    first, rest = await first_item("stt", once, deadlines, lambda: True)
+    first, rest = await first_item("stt", stt, once, deadlines, lambda: True, on_fallback)
     await aclose(rest)
     return (first.text if first is not None else "").strip()

@@ -20,8 +20,8 @@ from media_server import faults, protocol
 from media_server.agents import Agent
 from media_server.audio.outbound import AgentAudioTrack
 from media_server.audio.speaker_feed import SPEAKER_RATE
-from media_server.deadlines import StageDeadlines, first_item, remaining_items
-from media_server.providers.base import Providers, SpeechToTextStream
+from media_server.deadlines import Fallback, StageDeadlines, first_item, remaining_items
+from media_server.providers.base import LanguageModel, Providers, SpeechToTextStream
 from media_server.spoken import SpokenReply
 from media_server.text import ConversationHistory, SentenceChunker
 from media_server.transcription import utterance_text
@@ -48,6 +48,8 @@ class TurnContext:
     on_phase: Callable[[], None] = lambda: None  # the turn's phase changed
     on_stage_result: Callable[[Stage, ProviderError | None], None] = lambda stage, err: None
     observe: Callable[[str, float], None] = lambda name, ms: None  # latency metrics sink
+    # An engine failed and the next in its chain took the request (stage, from, to).
+    on_fallback: Fallback | None = None
 
 
 @dataclass
@@ -126,10 +128,12 @@ class Turn:
         )
         chunker = SentenceChunker()
 
-        def open_stream() -> AsyncIterator[str]:
-            return ctx.providers.llm.stream_reply(messages, options)
+        def open_stream(engine: LanguageModel) -> AsyncIterator[str]:
+            return engine.stream_reply(messages, options)
 
-        first, stream = await first_item("llm", open_stream, ctx.deadlines, lambda: True)
+        first, stream = await first_item(
+            "llm", ctx.providers.llm, open_stream, ctx.deadlines, lambda: True, ctx.on_fallback
+        )
         if stream is None:
             raise ProviderError("llm", "bad_output", "llm: empty reply")
         self._mark("first_token_ms")
@@ -164,16 +168,16 @@ class Turn:
     async def _speak(self, tts_queue: asyncio.Queue[str | None]) -> None:
         """Speaks the reply's pieces in order as the LLM writes them."""
         ctx = self.ctx
-        voice = ctx.agent.voice_for(ctx.providers.tts.name)
         while (piece := await tts_queue.get()) is not None:
             if not self._spoken.started:
                 self._set_phase("generating_audio")
             await self._spoken.say(
                 piece,
                 ctx.providers.tts,
-                voice,
+                ctx.agent.voice_for,
                 ctx.deadlines,
                 on_first_byte=lambda: self._mark("first_tts_byte_ms"),
+                on_fallback=ctx.on_fallback,
             )
 
     def _on_first_audio_out(self, at: float) -> None:
@@ -237,6 +241,7 @@ class Turn:
                     stt=ctx.providers.stt,
                     deadlines=ctx.deadlines,
                     on_result=ctx.on_stage_result,
+                    on_fallback=ctx.on_fallback,
                 )
                 transcript = f"{self.prefix} {transcript}".strip()
                 if not transcript:

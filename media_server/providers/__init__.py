@@ -8,27 +8,35 @@ the SDKs, and a process needs only the ones it uses.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from media_server.config import Settings
 from media_server.providers.base import LanguageModel, Providers, SpeechToText, TextToSpeech
+from media_server.providers.fallback import EngineChain
+from media_server.types import Stage
+
+E = TypeVar("E")
 
 
-def resolve_names(settings: Settings) -> tuple[str, str, str]:
-    """The engine names ``auto`` resolves to for these settings."""
-    stt = settings.stt_provider
-    if stt == "auto":
-        stt = "openai" if settings.openai_configured else "pocketsphinx"
-    llm = settings.llm_provider
-    if llm == "auto":
-        llm = "openai" if settings.openai_configured else "scripted"
-    tts = settings.tts_provider
-    if tts == "auto":
-        if settings.elevenlabs_configured:
-            tts = "elevenlabs"
-        elif settings.openai_configured:
-            tts = "openai"
-        else:
-            tts = "espeak"
-    return stt, llm, tts
+def resolve_names(settings: Settings) -> tuple[tuple[str, ...], ...]:
+    """The engine chains (fallback order) for these settings: ``auto`` is
+    every cloud engine whose key is set, then the embedded one, so a rejected
+    key or a dead service falls back and a machine with no keys still talks."""
+    openai = ("openai",) if settings.openai_configured else ()
+    elevenlabs = ("elevenlabs",) if settings.elevenlabs_configured else ()
+    auto = {
+        "stt": (*openai, "pocketsphinx"),
+        "llm": (*openai, "scripted"),
+        "tts": (*elevenlabs, *openai, "espeak"),
+    }
+    return tuple(
+        auto[stage] if chain == ("auto",) else chain
+        for stage, chain in (
+            ("stt", settings.stt_provider),
+            ("llm", settings.llm_provider),
+            ("tts", settings.tts_provider),
+        )
+    )
 
 
 def _build_stt(name: str, s: Settings) -> SpeechToText:
@@ -82,8 +90,17 @@ def _build_tts(name: str, s: Settings) -> TextToSpeech:
     return EspeakTTS()
 
 
+def _chain(stage: Stage, engines: list[E], settings: Settings) -> E:
+    """One engine as itself; several as a fallback chain that stands in for them."""
+    if len(engines) == 1:
+        return engines[0]
+    return EngineChain(stage, engines, cooldown_s=settings.provider_cooldown_s)  # type: ignore[return-value]
+
+
 def build_providers(settings: Settings) -> Providers:
     stt, llm, tts = resolve_names(settings)
     return Providers(
-        stt=_build_stt(stt, settings), llm=_build_llm(llm, settings), tts=_build_tts(tts, settings)
+        stt=_chain("stt", [_build_stt(n, settings) for n in stt], settings),
+        llm=_chain("llm", [_build_llm(n, settings) for n in llm], settings),
+        tts=_chain("tts", [_build_tts(n, settings) for n in tts], settings),
     )

@@ -379,6 +379,11 @@ function onServerEvent(event) {
     case "error":
       onTurnError(event);
       break;
+    case "provider_fallback":
+      // A backup engine took over (another voice, maybe): say so once, plainly.
+      conversation.note(event.message || "A backup engine took over.");
+      showProviders(el.providers, event.providers);
+      break;
     default:
       break; // newer servers may add events; ignoring them keeps old pages working
   }

@@ -16,16 +16,41 @@ def test_defaults_are_offline_and_loopback():
     assert s.ice_servers == ()  # never a public STUN server by surprise
     assert s.vad_silence_ms == 200 and s.vad_preroll_ms == 300 and s.barge_in_min_ms == 200
     assert (s.turn_detector, s.turn_silence_ms, s.turn_max_wait_ms) == ("auto", 500, 1800)
-    assert resolve_names(s) == ("pocketsphinx", "scripted", "espeak")
+    assert resolve_names(s) == (("pocketsphinx",), ("scripted",), ("espeak",))
 
 
-def test_auto_picks_cloud_when_keys_are_set():
+def test_auto_chains_every_keyed_cloud_engine_before_the_embedded_one():
     s = settings({"OPENAI_API_KEY": "sk-test"})
-    assert resolve_names(s) == ("openai", "openai", "openai")
+    assert resolve_names(s) == (
+        ("openai", "pocketsphinx"),
+        ("openai", "scripted"),
+        ("openai", "espeak"),
+    )
     s = settings({"OPENAI_API_KEY": "sk-test", "ELEVENLABS_API_KEY": "el-test"})
-    assert resolve_names(s) == ("openai", "openai", "elevenlabs")
+    assert resolve_names(s)[2] == ("elevenlabs", "openai", "espeak")
     s = settings({"ELEVENLABS_API_KEY": "el", "STT_PROVIDER": "pocketsphinx"})
-    assert resolve_names(s) == ("pocketsphinx", "scripted", "elevenlabs")
+    assert resolve_names(s) == (("pocketsphinx",), ("scripted",), ("elevenlabs", "espeak"))
+
+
+def test_provider_settings_are_chains_in_fallback_order():
+    s = settings({"OPENAI_API_KEY": "sk", "TTS_PROVIDER": "OpenAI, espeak"})
+    assert s.tts_provider == ("openai", "espeak")
+    assert resolve_names(s)[2] == ("openai", "espeak")
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("espeak,espeak", "listed twice"),
+        ("auto,espeak", "auto is a chain by itself"),
+        (" , ", "at least one"),
+        ("espeak,festival", "must be one of"),
+        ("elevenlabs,espeak", "ELEVENLABS_API_KEY"),
+    ],
+)
+def test_a_bad_chain_says_what_is_wrong(raw, says):
+    with pytest.raises(ConfigError, match=says):
+        settings({"TTS_PROVIDER": raw})
 
 
 def test_secrets_stay_out_of_repr():

@@ -24,6 +24,7 @@ import pytest
 from media_server.agents import BUILTIN_AGENTS
 from media_server.metrics import Metrics
 from media_server.providers.base import Providers
+from media_server.providers.fallback import EngineChain
 from media_server.session import VoiceSession
 from media_server.types import ProviderError
 from tests.audio_fixtures import silence, speech_like
@@ -375,6 +376,49 @@ async def test_a_rejected_key_ends_the_session_after_the_first_turn(calls) -> No
     assert len(llm.calls) == 1  # a wrong key stays wrong: not retried
     await call.session.close()
     assert call.session.end_reason == "provider_unavailable"
+
+
+async def test_a_voice_key_rejected_mid_call_hands_over_and_the_call_goes_on(calls) -> None:
+    # An ElevenLabs 401 on the third turn used to end the call, though
+    # another voice was there. Now the backup speaks that turn and the next.
+    rejected = ProviderError("tts", "auth", "fake tts: 401", status=401)
+    eleven = FakeTTS(audio_ms=60, faults=fail(rejected, on=range(3, 100)))
+    eleven.name = "elevenlabs"
+    backup = FakeTTS(audio_ms=60, frequency=220.0)
+    backup.name = "espeak"
+    tts = EngineChain("tts", [eleven, backup])
+    call = calls(fake_providers(llm=FakeLLM(SHORT_REPLY), tts=tts))
+    for turn_id in range(1, 5):
+        call.text(f"Question {turn_id}?")
+        await call.sent.wait_for("turn_metrics", turn_id=turn_id)
+        await wait_until(lambda: call.session.status == "idle")
+    assert call.sent.of("error") == [] and call.sent.of("session_end") == []
+    assert call.session.end_reason is None
+    [notice] = call.sent.of("provider_fallback")  # once, though two turns fell back
+    assert (notice["stage"], notice["from"], notice["to"]) == ("tts", "elevenlabs", "espeak")
+    assert "backup voice" in notice["message"] and notice["providers"]["tts"] == "espeak"
+    # The rejected key was asked once; every later piece went to the backup.
+    assert len(eleven.calls) == 3 and len(backup.calls) == 2
+    assert [c.request.voice for c in backup.calls] == [AGENT.espeak_voice] * 2
+    counted = call.metrics.registry.get_sample_value(
+        "voice_agent_provider_fallbacks_total",
+        {"stage": "tts", "from": "elevenlabs", "to": "espeak"},
+    )
+    assert counted == 1.0
+    await call.session.close()
+
+
+async def test_a_call_ends_only_when_every_engine_of_the_chain_refuses(calls) -> None:
+    refused = [
+        FakeLLM(SHORT_REPLY, faults=fail(ProviderError("llm", "auth", "401"))) for _ in range(2)
+    ]
+    call = calls(fake_providers(llm=EngineChain("llm", refused)))
+    call.text("Hello?")
+    end = await call.sent.wait_for("session_end")
+    assert end["reason"] == "provider_unavailable"
+    assert [e["code"] for e in call.sent.of("error")] == ["llm_auth", "provider_unavailable"]
+    assert [len(e.calls) for e in refused] == [1, 1]
+    await call.session.close()
 
 
 # ---- the end -------------------------------------------------------------------------------------
