@@ -90,6 +90,7 @@ async def _serve(
 
     from media_server.providers import resolve_names
     from signaling.app import create_app
+    from signaling.drain import drain
 
     app = create_app(settings, agents=agents, session_count=session_count)
     from signaling.access_log import RedactingAccessLogger
@@ -100,10 +101,21 @@ async def _serve(
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
         access_log_class=RedactingAccessLogger,
     )
-    stop = asyncio.Event()
+    stop = asyncio.Event()  # stop taking calls
+    at_once = asyncio.Event()  # and end the live ones now
+
+    def on_sigterm() -> None:
+        if stop.is_set():
+            at_once.set()  # a second SIGTERM: no more waiting
+        stop.set()
+
+    def on_sigint() -> None:
+        stop.set()
+        at_once.set()
+
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
     await runner.setup()  # loads the engines (pocketsphinx takes about a second)
     try:
         await web.TCPSite(
@@ -119,10 +131,18 @@ async def _serve(
                 flush=True,
             )
         await stop.wait()
+        if not at_once.is_set() and settings.drain_timeout_s > 0:
+            if not worker:
+                print(
+                    f"voice-agent: draining (up to {settings.drain_timeout_s:g}s; "
+                    "send SIGTERM again to end every call now)",
+                    flush=True,
+                )
+            await drain(app, settings.drain_timeout_s, at_once)
         if not worker:
             print("voice-agent: shutting down", flush=True)
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # ends what is left with session_end: shutdown
 
 
 def _serve_workers(settings: Settings, agents: dict[str, Agent]) -> int:
@@ -137,7 +157,7 @@ def _serve_workers(settings: Settings, agents: dict[str, Agent]) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve(settings, agents, session_count=count, worker=index))
 
-    return run_workers(settings.workers, serve)
+    return run_workers(settings.workers, serve, drain_timeout_s=settings.drain_timeout_s)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

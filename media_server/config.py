@@ -94,6 +94,8 @@ class Settings:
     # Limits and deadlines.
     max_sessions: int = 20
     workers: int = 1  # processes serving the port (SO_REUSEPORT)
+    # On SIGTERM, live calls go on this long while no new ones are taken (0: end them at once).
+    drain_timeout_s: float = 300.0
     connect_timeout_s: float = 15.0
     idle_timeout_s: float = 300.0
     max_session_s: float = 3600.0
@@ -112,6 +114,8 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     rate_limit_per_minute: int = 60  # offers per client IP; 0 = no limit
     auth_secret: str = field(default="", repr=False)
+    # Bearer token for GET /metrics; unset with AUTH_SECRET set: loopback only.
+    metrics_token: str = field(default="", repr=False)
     token_ttl_s: float = 300.0
 
     @property
@@ -162,6 +166,7 @@ _FLOAT_RANGES = {
     "llm_timeout_s": (1.0, 300.0),
     "tts_timeout_s": (1.0, 300.0),
     "provider_cooldown_s": (1.0, 86400.0),
+    "drain_timeout_s": (0.0, 86400.0),
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -195,6 +200,8 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return ice_server_list(name, raw)
     if attr == "allowed_origins":
         return origin_list(name, raw)
+    if attr == "metrics_token":
+        return secret(name, raw)
     if attr == "auth_secret":
         return secret(name, raw)
     if attr == "agents_file":

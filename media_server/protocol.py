@@ -175,6 +175,12 @@ def provider_fallback(
     )
 
 
+def notice(code: str, message: str) -> str:
+    """Something a person in the call should know that is not an error
+    (``draining``: the server is restarting and the call has a deadline)."""
+    return encode("notice", code=code, message=message)
+
+
 def session_end(reason: str) -> str:
     return encode("session_end", reason=reason)
 

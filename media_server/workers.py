@@ -21,7 +21,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +66,21 @@ class SessionCount:
             self._shared.value = max(0, self._shared.value - 1)
 
 
-def run_workers(count: int, serve: Callable[[int], None]) -> int:
+def run_workers(count: int, serve: Callable[[int], None], *, drain_timeout_s: float = 0.0) -> int:
     """Runs ``serve(worker_index)`` in ``count`` forked processes until a
-    signal; returns the exit code for the parent."""
+    signal; returns the exit code for the parent. On SIGTERM each worker
+    drains (up to ``drain_timeout_s``); a second signal is passed on, and
+    ends their calls at once."""
     metrics_dir = tempfile.mkdtemp(prefix="voice-agent-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     context = multiprocessing.get_context("fork")
     stopping = False
+    received: list[int] = []  # signals, in order: each is passed on to the workers
 
     def on_signal(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
+        received.append(signum)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -103,20 +107,30 @@ def run_workers(count: int, serve: Callable[[int], None]) -> int:
                 log.warning("worker %d exited with %s; restarting", index, process.exitcode)
                 workers[index] = start(index)
     finally:
+        # SIGTERM: the workers drain; SIGINT, or a second signal: they stop now.
+        _signal_all(workers.values(), received[-1] if received else signal.SIGINT)
+        passed_on = len(received)
+        deadline = time.monotonic() + drain_timeout_s + STOP_TIMEOUT_S
+        while any(p.is_alive() for p in workers.values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            if len(received) > passed_on:
+                passed_on = len(received)
+                _signal_all(workers.values(), received[-1])
         for process in workers.values():
-            if process.is_alive():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for process in workers.values():
-            process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()
-                process.join()
+            process.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return code
+
+
+def _signal_all(processes: Iterable[multiprocessing.process.BaseProcess], signum: int) -> None:
+    for process in processes:
+        if process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signum)
 
 
 def _worker_main(serve: Callable[[int], None], index: int, handlers: dict) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import ipaddress
 import logging
 import time
 from typing import Any
@@ -77,12 +79,45 @@ async def list_agents(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "healthy", "sessions": len(request.app[REGISTRY_KEY])})
+    registry = request.app[REGISTRY_KEY]
+    if registry.closing:  # a load balancer stops sending calls here
+        return web.json_response({"status": "draining", "sessions": len(registry)}, status=503)
+    return web.json_response({"status": "healthy", "sessions": len(registry)})
 
 
 async def metrics(request: web.Request) -> web.Response:
+    refused = metrics_refusal(request.app[SETTINGS_KEY], request)
+    if refused is not None:
+        return refused
     m: Metrics = request.app[METRICS_KEY]
     return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def metrics_refusal(settings: Settings, request: web.Request) -> web.Response | None:
+    """Who may read /metrics: with METRICS_TOKEN, its bearer; else, on a server
+    that needs tokens for calls (AUTH_SECRET), only this machine; else anyone."""
+    if settings.metrics_token:
+        presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if hmac.compare_digest(presented.encode(), settings.metrics_token.encode()):
+            return None
+        return json_error(
+            401,
+            "unauthorized",
+            "Metrics need the METRICS_TOKEN as a Bearer token.",
+            **{"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
+    if settings.auth_required and not _is_loopback(request.remote):
+        return json_error(
+            403, "forbidden", "Metrics are served to this machine only; set METRICS_TOKEN."
+        )
+    return None
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 async def _watch_loop_lag(app: web.Application) -> None:

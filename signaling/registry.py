@@ -54,6 +54,10 @@ class SessionRegistry:
             del self._sessions[session.session_id]
             self._count.release()
 
+    def local_sessions(self) -> list[VoiceSession]:
+        """The sessions this process owns (with --workers, ``len()`` counts all)."""
+        return list(self._sessions.values())
+
     def __iter__(self) -> Iterator[VoiceSession]:
         return iter(list(self._sessions.values()))
 

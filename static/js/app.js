@@ -379,6 +379,9 @@ function onServerEvent(event) {
     case "error":
       onTurnError(event);
       break;
+    case "notice":
+      conversation.note(event.message || "");
+      break;
     case "provider_fallback":
       // A backup engine took over (another voice, maybe): say so once, plainly.
       conversation.note(event.message || "A backup engine took over.");
