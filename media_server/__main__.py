@@ -6,10 +6,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from media_server.agents import Agent, AgentConfigError, load_agents
 from media_server.config import ConfigError, Settings, load_settings
@@ -84,6 +87,7 @@ async def _serve(
     agents: dict[str, Agent],
     session_count: SessionCount | None = None,
     worker: int | None = None,
+    shared_db: Path | None = None,
 ) -> None:
     """Runs until SIGINT/SIGTERM, then ends every session and exits."""
     from aiohttp import web
@@ -92,7 +96,7 @@ async def _serve(
     from signaling.app import create_app
     from signaling.drain import drain
 
-    app = create_app(settings, agents=agents, session_count=session_count)
+    app = create_app(settings, agents=agents, session_count=session_count, shared_db=shared_db)
     from signaling.access_log import RedactingAccessLogger
 
     runner = web.AppRunner(
@@ -151,13 +155,28 @@ def _serve_workers(settings: Settings, agents: dict[str, Agent]) -> int:
     # Fail here, once, if the port is taken, rather than in every worker.
     with socket.create_server((settings.host, settings.port), reuse_port=True):
         pass
-    count = SessionCount.across_processes()
+    count = SessionCount.across_processes(settings.workers)
+    # Tokens and rate limits the workers share when there is no Redis.
+    shared_dir = Path(tempfile.mkdtemp(prefix="voice-agent-shared-"))
 
     def serve(index: int) -> None:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve(settings, agents, session_count=count, worker=index))
+            asyncio.run(
+                _serve(
+                    settings,
+                    agents,
+                    session_count=count.for_worker(index),
+                    worker=index,
+                    shared_db=shared_dir / "shared.db",
+                )
+            )
 
-    return run_workers(settings.workers, serve, drain_timeout_s=settings.drain_timeout_s)
+    try:
+        return run_workers(
+            settings.workers, serve, drain_timeout_s=settings.drain_timeout_s, sessions=count
+        )
+    finally:
+        shutil.rmtree(shared_dir, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from media_server.config_values import (
     one_of,
     origin_list,
     read_dotenv,
+    redis_url,
     secret,
     url,
 )
@@ -114,6 +115,8 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     rate_limit_per_minute: int = 60  # offers per client IP; 0 = no limit
     auth_secret: str = field(default="", repr=False)
+    # Shared tokens, rate limits and live-call registry for every worker and host.
+    redis_url: str = field(default="", repr=False)
     # Bearer token for GET /metrics; unset with AUTH_SECRET set: loopback only.
     metrics_token: str = field(default="", repr=False)
     token_ttl_s: float = 300.0
@@ -200,6 +203,8 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return ice_server_list(name, raw)
     if attr == "allowed_origins":
         return origin_list(name, raw)
+    if attr == "redis_url":
+        return redis_url(name, raw)
     if attr == "metrics_token":
         return secret(name, raw)
     if attr == "auth_secret":
@@ -229,10 +234,6 @@ def _check_providers(s: Settings) -> None:
             f"ELEVENLABS_OUTPUT_FORMAT={s.elevenlabs_output_format!r}: "
             "expected mp3_<rate>_<kbps> (e.g. mp3_44100_128) or pcm_<rate>"
         )
-    if s.workers > 1 and s.auth_secret:
-        # Used tokens are remembered per process: with several workers one
-        # token would open one session per worker.
-        raise ConfigError("WORKERS>1 with AUTH_SECRET: not supported yet (tokens are per process)")
 
 
 def load_settings(

@@ -80,6 +80,14 @@ def chain_of(name: str, raw: str, choices: tuple[str, ...]) -> tuple[str, ...]:
     return items
 
 
+def redis_url(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and not value.startswith(("redis://", "rediss://", "unix://")):
+        # Never echo it: a Redis URL may carry a password.
+        raise ConfigError(f"{name}: must start with redis://, rediss:// or unix://")
+    return value
+
+
 def url(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
     if value and not value.startswith(("http://", "https://")):

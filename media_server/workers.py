@@ -31,19 +31,36 @@ MAX_RESTARTS_PER_MINUTE = 5
 
 
 class SessionCount:
-    """The number of live sessions, shared by every worker of a server."""
+    """The number of live sessions, shared by every worker of a server.
 
-    def __init__(self, shared: multiprocessing.sharedctypes.Synchronized | None = None) -> None:
+    Across processes each worker counts in its own slot of a shared array
+    and the total is their sum: a worker that dies (even by SIGKILL, with no
+    chance to give its slots back) has its slot zeroed by the parent, so its
+    calls stop being counted at once instead of filling ``MAX_SESSIONS``
+    with ghosts.
+    """
+
+    def __init__(
+        self, shared: multiprocessing.sharedctypes.SynchronizedArray | None = None, slot: int = 0
+    ) -> None:
         self._shared = shared
+        self._slot = slot
         self._local = 0
 
     @classmethod
-    def across_processes(cls) -> SessionCount:
-        return cls(multiprocessing.get_context("fork").Value("i", 0))
+    def across_processes(cls, workers: int) -> SessionCount:
+        return cls(multiprocessing.get_context("fork").Array("i", workers))
+
+    def for_worker(self, index: int) -> SessionCount:
+        """The same shared count, counting this worker's sessions in its slot."""
+        return SessionCount(self._shared, index)
 
     @property
     def value(self) -> int:
-        return self._shared.value if self._shared is not None else self._local
+        if self._shared is None:
+            return self._local
+        with self._shared.get_lock():
+            return sum(self._shared)
 
     def try_acquire(self, limit: int) -> bool:
         """Take a slot unless ``limit`` are taken; atomic across workers."""
@@ -53,9 +70,9 @@ class SessionCount:
             self._local += 1
             return True
         with self._shared.get_lock():
-            if self._shared.value >= limit:
+            if sum(self._shared) >= limit:
                 return False
-            self._shared.value += 1
+            self._shared[self._slot] += 1
             return True
 
     def release(self) -> None:
@@ -63,10 +80,22 @@ class SessionCount:
             self._local = max(0, self._local - 1)
             return
         with self._shared.get_lock():
-            self._shared.value = max(0, self._shared.value - 1)
+            self._shared[self._slot] = max(0, self._shared[self._slot] - 1)
+
+    def forget_worker(self, index: int) -> None:
+        """A worker died: none of its sessions is live any more."""
+        if self._shared is not None:
+            with self._shared.get_lock():
+                self._shared[index] = 0
 
 
-def run_workers(count: int, serve: Callable[[int], None], *, drain_timeout_s: float = 0.0) -> int:
+def run_workers(
+    count: int,
+    serve: Callable[[int], None],
+    *,
+    drain_timeout_s: float = 0.0,
+    sessions: SessionCount | None = None,
+) -> int:
     """Runs ``serve(worker_index)`` in ``count`` forked processes until a
     signal; returns the exit code for the parent. On SIGTERM each worker
     drains (up to ``drain_timeout_s``); a second signal is passed on, and
@@ -105,6 +134,16 @@ def run_workers(count: int, serve: Callable[[int], None], *, drain_timeout_s: fl
                     stopping, code = True, 1
                     break
                 log.warning("worker %d exited with %s; restarting", index, process.exitcode)
+                # Its calls died with it: stop counting them, in /health,
+                # MAX_SESSIONS and the livesum gauges of /metrics.
+                if sessions is not None:
+                    sessions.forget_worker(index)
+                if process.pid is not None:
+                    # Imported only now: prometheus_client picks its value class
+                    # at import, and must see PROMETHEUS_MULTIPROC_DIR first.
+                    from prometheus_client import multiprocess
+
+                    multiprocess.mark_process_dead(process.pid, metrics_dir)
                 workers[index] = start(index)
     finally:
         # SIGTERM: the workers drain; SIGINT, or a second signal: they stop now.

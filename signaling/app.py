@@ -13,6 +13,7 @@ import hmac
 import ipaddress
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +29,7 @@ from media_server.workers import SessionCount
 from signaling.limits import RateLimiter, origin_allowed
 from signaling.offer import offer
 from signaling.registry import SessionRegistry
+from signaling.shared import SharedState, SharedStateUnavailable
 from signaling.state import (
     AGENTS_KEY,
     BACKGROUND_KEY,
@@ -40,6 +42,7 @@ from signaling.state import (
     REGISTRY_KEY,
     SECURITY_HEADERS,
     SETTINGS_KEY,
+    SHARED_KEY,
     STATIC_DIR,
     TOKENS_KEY,
     VAD_POOL_KEY,
@@ -82,7 +85,18 @@ async def health(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY_KEY]
     if registry.closing:  # a load balancer stops sending calls here
         return web.json_response({"status": "draining", "sessions": len(registry)}, status=503)
-    return web.json_response({"status": "healthy", "sessions": len(registry)})
+    body: dict[str, object] = {"status": "healthy", "sessions": len(registry)}
+    if settings_have_redis(request.app[SETTINGS_KEY]):
+        # Calls on every host (the shared registry), or why they can't be counted.
+        try:
+            body["calls_everywhere"] = len(await request.app[SHARED_KEY].live_calls())
+        except SharedStateUnavailable:
+            body["shared_state"] = "unavailable"  # live calls go on; new ones get 503
+    return web.json_response(body)
+
+
+def settings_have_redis(settings: Settings) -> bool:
+    return bool(settings.redis_url)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -139,6 +153,13 @@ async def _on_startup(app: web.Application) -> None:
         # Each model takes ~100 ms to load: two are ready before the first call.
         await asyncio.to_thread(app[VAD_POOL_KEY].warm, 2)
     app[BACKGROUND_KEY].append(asyncio.create_task(_watch_loop_lag(app)))
+    shared = app[SHARED_KEY]
+    if settings_have_redis(app[SETTINGS_KEY]):
+        from signaling.shared.call_list import keep_calls_listed
+
+        registry = app[REGISTRY_KEY]
+        task = keep_calls_listed(shared, registry.local_sessions, app[SETTINGS_KEY].port)
+        app[BACKGROUND_KEY].append(asyncio.create_task(task, name="call-list"))
 
 
 async def _on_shutdown(app: web.Application) -> None:
@@ -190,6 +211,22 @@ async def _on_cleanup(app: web.Application) -> None:
             await task
     if app[OWNS_PROVIDERS_KEY]:
         await app[PROVIDERS_KEY].close()
+    if app[SHARED_KEY] is not None:
+        await app[SHARED_KEY].close()
+
+
+def _shared_state(settings: Settings, shared_db: Path | None) -> SharedState | None:
+    """Redis when configured (every worker and host); else the workers' file
+    (``--workers``); else nothing to share."""
+    if settings.redis_url:
+        from signaling.shared.redis_state import RedisState
+
+        return RedisState(settings.redis_url)
+    if shared_db is not None:
+        from signaling.shared.sqlite_state import SqliteState
+
+        return SqliteState(shared_db)
+    return None
 
 
 def create_app(
@@ -198,6 +235,7 @@ def create_app(
     providers: Providers | None = None,
     agents: dict[str, Agent] | None = None,
     session_count: SessionCount | None = None,
+    shared_db: Path | None = None,
 ) -> web.Application:
     """The aiohttp app. Pass ``providers`` to share engines (tests do); the
     app then leaves closing them to the caller. ``session_count`` is shared
@@ -212,6 +250,7 @@ def create_app(
     app[OWNS_PROVIDERS_KEY] = providers is None
     app[RATE_LIMITER_KEY] = RateLimiter(settings.rate_limit_per_minute)
     app[VAD_POOL_KEY] = SileroPool()
+    app[SHARED_KEY] = _shared_state(settings, shared_db)
     app[TOKENS_KEY] = (
         TokenVerifier(settings.auth_secret, settings.token_ttl_s)
         if settings.auth_required

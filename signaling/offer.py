@@ -21,6 +21,7 @@ from media_server.session import VoiceSession
 from signaling.limits import origin_allowed, retry_after_header
 from signaling.registry import CapacityError, SessionRegistry, ShuttingDown
 from signaling.sdp import SdpError, check_offer_sdp
+from signaling.shared import SharedState, SharedStateUnavailable
 from signaling.state import (
     AGENTS_KEY,
     MAX_BODY_BYTES,
@@ -29,6 +30,7 @@ from signaling.state import (
     RATE_LIMITER_KEY,
     REGISTRY_KEY,
     SETTINGS_KEY,
+    SHARED_KEY,
     TOKENS_KEY,
     VAD_POOL_KEY,
     json_error,
@@ -53,12 +55,20 @@ def _too_large() -> _Reject:
     return reject
 
 
-def _admit(request: web.Request) -> None:
+async def _admit(request: web.Request) -> None:
     """Checks that need no body: shutdown, per-IP rate, Origin (DESIGN.md §8)."""
     app = request.app
     if app[REGISTRY_KEY].closing:
         raise _reject(503, "shutting_down", "The server is shutting down.", **{"Retry-After": "5"})
-    wait_s = app[RATE_LIMITER_KEY].acquire(request.remote or "unknown")
+    client = request.remote or "unknown"
+    shared: SharedState | None = app[SHARED_KEY]
+    if shared is None:
+        wait_s = app[RATE_LIMITER_KEY].acquire(client)
+    else:
+        try:
+            wait_s = await shared.take_rate(client, app[SETTINGS_KEY].rate_limit_per_minute)
+        except SharedStateUnavailable as exc:
+            raise _shared_unavailable(exc) from None
     if wait_s > 0:
         raise _reject(
             429,
@@ -145,7 +155,7 @@ async def offer(request: web.Request) -> web.Response:
 
 async def _answer_offer(request: web.Request) -> web.Response:
     app = request.app
-    _admit(request)
+    await _admit(request)
     body = await _read_offer(request)
     verifier: TokenVerifier | None = app[TOKENS_KEY]
     token: CheckedToken | None = None
@@ -182,13 +192,11 @@ async def _answer_offer(request: web.Request) -> web.Response:
         )
     if verifier is not None and token is not None:
         # Spent only now, with a slot in hand: a 503 or a bad offer leaves the
-        # token usable. No await since check(), so two requests cannot both
-        # pass with the same token.
-        try:
-            verifier.spend(token)
-        except TokenError as exc:
+        # token usable.
+        refused = await _spend(verifier, token, app[SHARED_KEY])
+        if refused is not None:
             registry.release_reservation()
-            return _token_error(exc)
+            return refused
     m: Metrics = app[METRICS_KEY]
     try:
         session = VoiceSession(
@@ -216,6 +224,40 @@ async def _answer_offer(request: web.Request) -> web.Response:
         raise
     m.sessions_total.inc()
     return web.json_response({"sdp": answer_sdp, "type": "answer", "session_id": session_id})
+
+
+async def _spend(
+    verifier: TokenVerifier, token: CheckedToken, shared: SharedState | None
+) -> web.Response | None:
+    """Spend the token, everywhere it could be used; the refusal, if any.
+
+    Alone, this process's memory is the truth (no await since check(), so
+    two requests cannot both pass). With workers or hosts, the shared spend
+    is the atomic one; the local memory then only spares it a round trip."""
+    if shared is not None:
+        try:
+            fresh = await shared.spend_nonce(token.nonce, token.expiry)
+        except SharedStateUnavailable as exc:
+            return _shared_unavailable(exc).response
+        if not fresh:
+            return _token_error(
+                TokenError("token_used", "The access token was already used; ask for a new one.")
+            )
+    try:
+        verifier.spend(token)
+    except TokenError as exc:
+        return _token_error(exc)
+    return None
+
+
+def _shared_unavailable(exc: SharedStateUnavailable) -> _Reject:
+    log.warning("offer refused: shared state unavailable (%s)", exc)
+    return _reject(
+        503,
+        "shared_state_unavailable",
+        "The server can't reach its shared state right now; please try again shortly.",
+        **{"Retry-After": "5"},
+    )
 
 
 def _session_closed(registry: SessionRegistry, m: Metrics, session: VoiceSession) -> None:

@@ -28,6 +28,8 @@ OWNS_PROVIDERS_KEY = web.AppKey("owns_providers", bool)
 RATE_LIMITER_KEY = web.AppKey("rate_limiter", RateLimiter)
 VAD_POOL_KEY = web.AppKey("vad_pool", SileroPool)
 TOKENS_KEY = web.AppKey("tokens", TokenVerifier | None)  # type: ignore[arg-type]
+# What workers and hosts share (signaling/shared); None: this process is all there is.
+SHARED_KEY = web.AppKey("shared", object)
 
 # Sent with every answer. The page may be opened as /?token=...: no-referrer
 # keeps that URL out of the Referer of everything the page fetches next.

@@ -51,7 +51,9 @@ class VoiceClient:
         self._tasks: list[asyncio.Task[None]] = []
         self._voiced = asyncio.Event()
 
-    async def connect(self, agent_id: str = "receptionist", timeout: float = 15.0) -> dict:
+    async def connect(
+        self, agent_id: str = "receptionist", timeout: float = 15.0, token: str | None = None
+    ) -> dict:
         pc = self.pc
         pc.addTrack(self.mic)
         self._channel = pc.createDataChannel("events")
@@ -61,7 +63,12 @@ class VoiceClient:
         async with aiohttp.ClientSession() as http:
             async with http.post(
                 f"{self.base_url}/api/offer",
-                json={"sdp": pc.localDescription.sdp, "type": "offer", "agent_id": agent_id},
+                json={
+                    "sdp": pc.localDescription.sdp,
+                    "type": "offer",
+                    "agent_id": agent_id,
+                    **({"token": token} if token else {}),
+                },
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
                 body = await response.json()

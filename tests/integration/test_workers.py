@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from bench.common import ServerProcess
+from signaling.tokens import mint_token
+from tests.integration.hardening import offer_body, post, real_offer
 from tests.voice_client import VoiceClient
+
+SECRET = "workers-secret-0123456789abcdef"
 
 
 async def _get(http: aiohttp.ClientSession, url: str) -> str:
@@ -99,3 +106,53 @@ async def test_sigterm_drains_every_worker_then_exits_when_the_calls_end(two_wor
         assert time.monotonic() - ended < 30
     finally:
         await client.close()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+async def test_workers_share_tokens_and_a_killed_worker_leaves_no_ghosts():
+    server = ServerProcess(
+        ["-m", "media_server", "--workers", "2", "--max-sessions", "2"],
+        {"AUTH_SECRET": SECRET, "RATE_LIMIT_PER_MINUTE": "0"},
+    )
+    clients = [VoiceClient(server.base_url) for _ in range(2)]
+    try:
+        await server.wait_ready(timeout=90)
+        token = mint_token(SECRET, 60)
+        await clients[0].connect("sales", token=token)
+        sdp = await real_offer()
+        for _ in range(6):  # each on a new connection: either worker may answer
+            status, body, _ = await post(server.base_url, offer_body(sdp, token=token))
+            assert (status, body["error"]["code"]) == (401, "token_used")
+        async with aiohttp.ClientSession() as http:
+            assert await _get(http, f"{server.base_url}/health") == (
+                '{"status": "healthy", "sessions": 1}'
+            )
+        # Both workers die without a word (the OOM killer, a crash).
+        workers = _children(server.proc.pid)
+        assert len(workers) == 2
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        # Restarted, and the dead call no longer holds a slot.
+        async with aiohttp.ClientSession() as http:
+            for _ in range(120):
+                with contextlib.suppress(aiohttp.ClientError):
+                    if await _get(http, f"{server.base_url}/health") == (
+                        '{"status": "healthy", "sessions": 0}'
+                    ):
+                        break
+                await asyncio.sleep(0.25)
+            assert await _get(http, f"{server.base_url}/health") == (
+                '{"status": "healthy", "sessions": 0}'
+            )
+        await clients[1].connect("sales", token=mint_token(SECRET, 60))
+        async with aiohttp.ClientSession() as http:
+            metrics = await _get(http, f"{server.base_url}/metrics")
+        assert re.search(r"^voice_agent_sessions_active 1\.0$", metrics, re.M), metrics
+        assert set(_children(server.proc.pid)).isdisjoint(workers)
+    finally:
+        for client in clients:
+            await client.close()
+        server.stop()

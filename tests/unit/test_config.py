@@ -74,7 +74,9 @@ def test_secrets_stay_out_of_repr():
         ({"VAD_MAX_UTTERANCE_S": "nan"}, "VAD_MAX_UTTERANCE_S"),
         ({"ELEVENLABS_OUTPUT_FORMAT": "wav"}, "ELEVENLABS_OUTPUT_FORMAT"),
         ({"WORKERS": "0"}, "WORKERS"),
-        ({"WORKERS": "2", "AUTH_SECRET": "s" * 32}, "AUTH_SECRET"),
+        ({"REDIS_URL": "http://cache:6379"}, "REDIS_URL"),
+        ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
+        ({"DRAIN_TIMEOUT_S": "-1"}, "DRAIN_TIMEOUT_S"),
     ],
 )
 def test_bad_values_fail_with_one_line_naming_the_setting(env, names):
@@ -139,3 +141,8 @@ def test_the_end_of_turn_policy_follows_the_settings(env, detector, waits):
     assert eot.detector == detector
     assert (eot.min_wait_ms, eot.default_wait_ms, eot.max_wait_ms) == waits
     assert eot.longest_wait_ms == (waits[2] if detector == "lexical" else waits[1])
+
+
+def test_workers_and_tokens_go_together_now_that_tokens_are_shared():
+    s = settings({"WORKERS": "2", "AUTH_SECRET": "s" * 32})
+    assert (s.workers, s.auth_required) == (2, True)
