@@ -45,6 +45,16 @@ def rss_mb(pid: int) -> float:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 1e6
 
 
+def tree_rss_mb(pid: int) -> float:
+    """RSS of a process and its children (a --workers server and its workers)."""
+    total = rss_mb(pid)
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for child in children:
+        with contextlib.suppress(OSError):  # a worker that just died
+            total += rss_mb(int(child))
+    return total
+
+
 def self_cpu_seconds() -> float:
     """User + system CPU time of this process (all its threads) so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -12,6 +12,14 @@ OpenAI fake that fails ``--error-rate`` of all requests at random (503, 500,
   time with ``end_session``, half by just closing) and call again;
 - one churner opens a session, types one turn and drops it, over and over.
 
+With ``--outages`` (the default) the provider also goes down for a few
+seconds every ``--outage-every`` seconds, in turn with a revoked key (401),
+a 503 storm and a hang (past the server's deadline), while the server runs
+fallback chains (OpenAI, then pocketsphinx / scripted / espeak-ng): the goal
+is that no call is lost to a provider fault that had a fallback. With
+``--workers 2`` one worker is killed (SIGKILL) half-way; its calls are lost
+(counted apart) and none of its slots may leak.
+
 It reports the server's RSS slope (least squares, after a warm-up), its
 event-loop lag (p50/p99/max), completed and failed turns, the errors the
 clients were told about (and whether any turn got more than one), how
@@ -24,11 +32,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import random
+import signal
 import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -38,7 +49,7 @@ from bench.common import (
     lag_stats,
     percentile,
     read_loop_lag,
-    rss_mb,
+    tree_rss_mb,
     write_results,
 )
 from media_server.rtc.ice import configure_host_addresses
@@ -68,11 +79,58 @@ class FlakyOpenAIFake(OpenAIFake):
         self.injected: Counter[int] = Counter()
 
     def _take_failure(self) -> int | None:
+        outage = super()._take_failure()  # an outage (fail_next) first
+        if outage is not None:
+            self.injected[outage] += 1
+            return outage
         if self.rng.random() < self.error_rate:
             status = self.rng.choice(FAULT_STATUSES)
             self.injected[status] += 1
             return status
         return None
+
+
+OUTAGES = ("401", "503", "hang")
+
+
+async def outages(
+    fake: FlakyOpenAIFake,
+    stop: asyncio.Event,
+    every_s: float,
+    last_s: float,
+    log: list[tuple[float, str]],
+) -> None:
+    """Take the provider down in turn: a revoked key, a 503 storm, a hang."""
+    start = time.monotonic()
+    for n in range(10_000):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+        if stop.is_set():
+            return
+        kind = OUTAGES[n % len(OUTAGES)]
+        log.append((round(time.monotonic() - start, 1), kind))
+        if kind == "hang":
+            fake.knobs.hang = True
+        else:
+            fake.fail_next(int(kind), -1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), last_s)
+        fake.knobs.hang = False
+        fake.fail_next(0, 0)  # no outage: random faults only
+
+
+async def kill_a_worker(
+    server: ServerProcess, at_s: float, stop: asyncio.Event, killed: list[int]
+) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), at_s)
+    if stop.is_set():
+        return
+    children_file = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+    children = (await asyncio.to_thread(children_file.read_text)).split()
+    if children:
+        os.kill(int(children[0]), signal.SIGKILL)
+        killed.append(int(children[0]))
 
 
 @dataclass
@@ -85,6 +143,9 @@ class Tally:
     session_ends: Counter[str] = field(default_factory=Counter)
     sessions_opened: int = 0
     connect_failures: Counter[str] = field(default_factory=Counter)
+    calls_completed: int = 0  # hung up by the person, not by the server
+    calls_stuck: int = 0  # a turn got no answer and no session_end: the call died
+    fallback_notices: int = 0
     turn_ms: list[float] = field(default_factory=list)
 
 
@@ -107,8 +168,11 @@ async def run_turn(client: VoiceClient, tally: Tally, *, pcm: bytes | None, text
     except TimeoutError:
         if any(e["type"] == "session_end" for e in client.events[since:]):
             return False
+        # No answer and no session_end: the call is dead (its worker was
+        # killed). Hang up rather than talk on into nothing.
         tally.turns_stuck += 1
-        return True
+        tally.calls_stuck += 1
+        return False
     await asyncio.sleep(0.05)
     events = client.events[since:]
     errors = [e for e in events if e["type"] == "error"]
@@ -139,6 +203,7 @@ async def connect(base_url: str, tally: Tally, agent: str) -> VoiceClient | None
 
 async def hang_up(client: VoiceClient, tally: Tally, rng: random.Random) -> None:
     ended = [e for e in client.events if e["type"] == "session_end"]
+    tally.fallback_notices += sum(e["type"] == "provider_fallback" for e in client.events)
     if ended:
         tally.session_ends[ended[-1]["reason"]] += 1
     elif rng.random() < 0.5:
@@ -147,8 +212,10 @@ async def hang_up(client: VoiceClient, tally: Tally, rng: random.Random) -> None
         with contextlib.suppress(TimeoutError):
             end = await client.wait_for("session_end", since=since, timeout=5)
             tally.session_ends[end["reason"]] += 1
+            tally.calls_completed += end["reason"] == "client_ended"
     else:
         tally.session_ends["client_dropped"] += 1
+        tally.calls_completed += 1
     await client.close()
 
 
@@ -192,7 +259,7 @@ async def sample(server: ServerProcess, stop: asyncio.Event, rss: list, lag: lis
     async with aiohttp.ClientSession() as http:
         while not stop.is_set():
             now = time.monotonic() - start
-            rss.append((now, rss_mb(server.pid)))
+            rss.append((now, tree_rss_mb(server.pid)))
             snap = await read_loop_lag(http, server.base_url)
             if snap is not None and snap.gauge is not None:
                 lag.append((now, snap.gauge))
@@ -233,13 +300,22 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     env = {
         "OPENAI_API_KEY": KEY,
         "OPENAI_BASE_URL": fake.base_url,
-        "TTS_PROVIDER": "openai",
+        # The chains auto would build: the cloud first, the embedded engine after.
+        "STT_PROVIDER": "openai,pocketsphinx" if args.outages else "openai",
+        "LLM_PROVIDER": "openai,scripted" if args.outages else "openai",
+        "TTS_PROVIDER": "openai,espeak" if args.outages else "openai",
+        "PROVIDER_COOLDOWN_S": "5",
+        "STT_TIMEOUT_S": "3",
+        "LLM_TIMEOUT_S": "3",
+        "TTS_TIMEOUT_S": "3",
         "MAX_SESSIONS": str(args.sessions + 4),
         "RATE_LIMIT_PER_MINUTE": "0",
         "PROVIDER_ERROR_LIMIT": str(args.error_limit),
         "LOG_LEVEL": "ERROR",  # failed turns are expected here; keep the table readable
     }
-    server = ServerProcess(["-m", "media_server"], env)
+    server = ServerProcess(["-m", "media_server", "--workers", str(args.workers)], env)
+    outage_log: list[tuple[float, str]] = []
+    killed: list[int] = []
     tally = Tally()
     rss: list[tuple[float, float]] = []
     lag_polled: list[tuple[float, float]] = []
@@ -255,10 +331,21 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         ]
         if args.churn:
             workers.append(asyncio.create_task(churner(server.base_url, stop, tally)))
+        extras = []
+        if args.outages:
+            extras.append(
+                asyncio.create_task(
+                    outages(fake, stop, args.outage_every, args.outage_s, outage_log)
+                )
+            )
+        if args.workers > 1:
+            extras.append(
+                asyncio.create_task(kill_a_worker(server, args.duration / 2, stop, killed))
+            )
         started = time.monotonic()
         await asyncio.sleep(args.duration)
         stop.set()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*workers, *extras, return_exceptions=True)
         ran_s = time.monotonic() - started
         await sampler
         async with aiohttp.ClientSession() as http:
@@ -322,6 +409,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "connect_failures": dict(tally.connect_failures),
         "session_ends": dict(tally.session_ends.most_common()),
         "sessions_left_after": left,
+        "calls_completed": tally.calls_completed,
+        "calls_lost_to_providers": tally.session_ends.get("provider_unavailable", 0),
+        "calls_lost_to_killed_worker": tally.calls_stuck if killed else None,
+        "calls_died_unexplained": 0 if killed else tally.calls_stuck,
+        "outages": [f"{t:g}s {kind}" for t, kind in outage_log],
+        "fallback_notices": tally.fallback_notices,
+        "workers_killed": len(killed),
         "sigterm_exit_code": rc,
         "sigterm_exit_s": round(exit_s, 2),
     }
@@ -339,6 +433,17 @@ def cli() -> None:
     parser.add_argument("--error-limit", type=int, default=3, help="PROVIDER_ERROR_LIMIT")
     parser.add_argument("--no-churn", dest="churn", action="store_false")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--no-outages",
+        dest="outages",
+        action="store_false",
+        help="no 401 / 503 / hang outages and no fallback chains",
+    )
+    parser.add_argument("--outage-every", type=float, default=20.0, help="seconds between outages")
+    parser.add_argument("--outage-s", type=float, default=6.0, help="how long an outage lasts")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server workers; with 2+, one is killed half-way"
+    )
     result = asyncio.run(main(parser.parse_args()))
     width = max(len(k) for k in result)
     for key, value in result.items():
