@@ -17,13 +17,15 @@ from typing import Any
 from media_server.config_values import (
     ConfigError,
     float_in_range,
-    ice_server_list,
     int_in_range,
     ip_list,
+    network_list,
     one_of,
     origin_list,
     read_dotenv,
     secret,
+    stun_url_list,
+    turn_url_list,
     url,
 )
 
@@ -59,7 +61,17 @@ class Settings:
     # WebRTC. Empty ICE_HOST_ADDRESSES = let aioice pick the machine's
     # interfaces (it never offers 127.0.0.1, see AIORTC-NOTES.md).
     ice_host_addresses: tuple[str, ...] = ()
-    ice_servers: tuple[str, ...] = ()
+    ice_servers: tuple[str, ...] = ()  # stun: URLs only; TURN has its own settings
+    # TURN (README "Deployment"): with TURN_SECRET each call gets credentials
+    # minted the TURN REST way (coturn's use-auth-secret), valid TURN_TTL_S;
+    # else the static TURN_USERNAME / TURN_PASSWORD.
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = field(default="", repr=False)
+    turn_ttl_s: float = 86400.0
+    turn_username: str = ""
+    turn_password: str = field(default="", repr=False)
+    # "relay" makes the page and the server use TURN relays only.
+    ice_transport_policy: str = "all"
 
     # Turn-taking (DESIGN.md section 2). When a turn ends is TURN_DETECTOR's
     # call: "lexical" reads the transcript at each pause (a finished sentence
@@ -109,6 +121,10 @@ class Settings:
     rate_limit_per_minute: int = 60  # offers per client IP; 0 = no limit
     auth_secret: str = field(default="", repr=False)
     token_ttl_s: float = 300.0
+    # Reverse proxies whose X-Forwarded-For / Forwarded name the client
+    # (addresses or CIDRs); from anyone else those headers are ignored.
+    trusted_proxies: tuple[str, ...] = ()
+    log_format: str = "text"
 
     @property
     def openai_configured(self) -> bool:
@@ -121,6 +137,18 @@ class Settings:
     @property
     def auth_required(self) -> bool:
         return bool(self.auth_secret)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value set: what log redaction must never let through."""
+        values = (
+            self.openai_api_key,
+            self.elevenlabs_api_key,
+            self.auth_secret,
+            self.turn_secret,
+            self.turn_password,
+        )
+        return tuple(v for v in values if v)
 
 
 # Setting name (env var, upper case) -> field. Host and port come only from
@@ -154,11 +182,14 @@ _FLOAT_RANGES = {
     "max_session_s": (1.0, 86400.0),
     "ping_timeout_s": (1.0, 600.0),
     "token_ttl_s": (5.0, 86400.0),
+    "turn_ttl_s": (60.0, 7 * 86400.0),
     "stt_timeout_s": (1.0, 300.0),
     "llm_timeout_s": (1.0, 300.0),
     "tts_timeout_s": (1.0, 300.0),
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+ICE_TRANSPORT_POLICIES = ("all", "relay")
 
 
 def _convert(attr: str, name: str, raw: str) -> Any:
@@ -187,7 +218,15 @@ def _convert(attr: str, name: str, raw: str) -> Any:
     if attr == "ice_host_addresses":
         return ip_list(name, raw)
     if attr == "ice_servers":
-        return ice_server_list(name, raw)
+        return stun_url_list(name, raw)
+    if attr == "turn_urls":
+        return turn_url_list(name, raw)
+    if attr == "ice_transport_policy":
+        return one_of(name, raw, ICE_TRANSPORT_POLICIES)
+    if attr == "trusted_proxies":
+        return network_list(name, raw)
+    if attr == "log_format":
+        return one_of(name, raw, LOG_FORMATS)
     if attr == "allowed_origins":
         return origin_list(name, raw)
     if attr == "auth_secret":
@@ -219,6 +258,28 @@ def _check_providers(s: Settings) -> None:
         # Used tokens are remembered per process: with several workers one
         # token would open one session per worker.
         raise ConfigError("WORKERS>1 with AUTH_SECRET: not supported yet (tokens are per process)")
+    _check_turn(s)
+
+
+def _check_turn(s: Settings) -> None:
+    static = bool(s.turn_username or s.turn_password)
+    if s.turn_urls and not (s.turn_secret or static):
+        raise ConfigError("TURN_URLS needs TURN_SECRET, or TURN_USERNAME and TURN_PASSWORD")
+    if s.turn_secret and static:
+        raise ConfigError("TURN_SECRET and TURN_USERNAME/TURN_PASSWORD: set one, not both")
+    if static and not (s.turn_username and s.turn_password):
+        raise ConfigError("TURN_USERNAME and TURN_PASSWORD go together: set both")
+    if (s.turn_secret or static) and not s.turn_urls:
+        raise ConfigError("TURN credentials are set but TURN_URLS is empty")
+    if s.ice_transport_policy == "relay" and not s.turn_urls:
+        raise ConfigError("ICE_TRANSPORT_POLICY=relay needs TURN_URLS (no relay, no connection)")
+    if s.turn_secret and s.turn_ttl_s < s.max_session_s:
+        # coturn checks the credential on every allocation refresh: one that
+        # expires mid-call drops the relay, and the call with it.
+        raise ConfigError(
+            f"TURN_TTL_S={s.turn_ttl_s:g}: shorter than MAX_SESSION_S={s.max_session_s:g}; "
+            "a call would lose its relay when its credentials expire"
+        )
 
 
 def load_settings(

@@ -24,6 +24,7 @@ from media_server.config import Settings
 from media_server.conversation import Conversation
 from media_server.deadlines import StageDeadlines
 from media_server.events import EventChannel
+from media_server.ice_servers import IceServers
 from media_server.interim import InterimTranscripts
 from media_server.listening.end_of_turn import EndOfTurn
 from media_server.listening.listener import (
@@ -41,6 +42,7 @@ from media_server.listening.vad import SessionVad, SileroPool
 from media_server.liveness import Limits, Liveness
 from media_server.metrics import Metrics
 from media_server.providers.base import Providers, SpeechToTextStream
+from media_server.rtc.ice import rtc_configuration
 from media_server.rtc.peer import PeerConnection
 from media_server.text import ConversationHistory
 from media_server.turn import TurnContext
@@ -71,8 +73,11 @@ class VoiceSession:
         self._on_closed = on_closed
         label = f"session {session_id}"
 
+        # The same servers the page got from /api/ice-servers (fresh TURN
+        # credentials of its own), so a server behind NAT is reachable too.
+        ice = IceServers(settings)
         self.peer = PeerConnection(
-            settings.ice_servers,
+            rtc_configuration(ice.for_call(), ice.transport_policy),
             on_track=self._on_track,
             on_datachannel=self._on_datachannel,
             on_state=self._on_connection_state,

@@ -18,17 +18,20 @@ from aiohttp import web
 from media_server import rtc
 from media_server.agents import Agent, load_agents
 from media_server.config import Settings
+from media_server.ice_servers import IceServers
 from media_server.listening.vad import SileroPool
 from media_server.metrics import CONTENT_TYPE, Metrics
 from media_server.providers import build_providers
 from media_server.providers.base import Providers
 from media_server.workers import SessionCount
+from signaling.ice_servers import ice_servers
 from signaling.limits import RateLimiter, origin_allowed
 from signaling.offer import offer
 from signaling.registry import SessionRegistry
 from signaling.state import (
     AGENTS_KEY,
     BACKGROUND_KEY,
+    ICE_SERVERS_KEY,
     LOOP_LAG_INTERVAL_S,
     MAX_BODY_BYTES,
     METRICS_KEY,
@@ -182,10 +185,12 @@ def create_app(
         if settings.auth_required
         else None
     )
+    app[ICE_SERVERS_KEY] = IceServers(settings)
     if providers is not None:
         app[PROVIDERS_KEY] = providers
     app.router.add_get("/", index)
     app.router.add_get("/api/agents", list_agents)
+    app.router.add_get("/api/ice-servers", ice_servers)
     app.router.add_post("/api/offer", offer)
     app.router.add_route("OPTIONS", "/api/offer", offer_preflight)
     app.router.add_get("/health", health)

@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from media_server.config import Settings
+from media_server.ice_servers import IceServers
 from media_server.listening.vad import SileroPool
 from media_server.metrics import Metrics
 from media_server.providers.base import Providers
@@ -27,6 +28,7 @@ BACKGROUND_KEY = web.AppKey("background", list)
 OWNS_PROVIDERS_KEY = web.AppKey("owns_providers", bool)
 RATE_LIMITER_KEY = web.AppKey("rate_limiter", RateLimiter)
 VAD_POOL_KEY = web.AppKey("vad_pool", SileroPool)
+ICE_SERVERS_KEY = web.AppKey("ice_servers", IceServers)
 TOKENS_KEY = web.AppKey("tokens", TokenVerifier | None)  # type: ignore[arg-type]
 
 # Sent with every answer. The page may be opened as /?token=...: no-referrer

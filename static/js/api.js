@@ -42,6 +42,14 @@ export function fetchAgents() {
   return call("/api/agents");
 }
 
+// The STUN/TURN servers for this call ({iceServers, iceTransportPolicy}):
+// TURN credentials are minted per call, so this is fetched for each one.
+// The token only proves the right to ask; the offer is what spends it.
+export function fetchIceConfig() {
+  const headers = accessToken ? { Authorization: `Bearer ${accessToken}` } : {};
+  return call("/api/ice-servers", { headers });
+}
+
 // An access token from the link (/?token=...), when the server asks for one
 // (AUTH_SECRET). Taken out of the address bar at once so it is not
 // bookmarked, shared or shown on screen. It opens one session: the server
