@@ -24,6 +24,7 @@ from media_server.metrics import CONTENT_TYPE, Metrics
 from media_server.providers import build_providers
 from media_server.providers.base import Providers
 from media_server.workers import SessionCount
+from signaling.client_address import TrustedProxies
 from signaling.ice_servers import ice_servers
 from signaling.limits import RateLimiter, origin_allowed
 from signaling.offer import offer
@@ -171,7 +172,11 @@ def create_app(
     app then leaves closing them to the caller. ``session_count`` is shared
     by the workers of one server (``--workers``)."""
     rtc.install(settings.ice_host_addresses)
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    middlewares: list[Any] = [error_middleware]
+    if settings.trusted_proxies:
+        # Inside error_middleware: a malformed X-Forwarded-For is a JSON 400.
+        middlewares.append(TrustedProxies(settings.trusted_proxies).middleware)
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[SETTINGS_KEY] = settings
     app[AGENTS_KEY] = agents if agents is not None else load_agents(settings.agents_file)
     app[REGISTRY_KEY] = SessionRegistry(settings.max_sessions, session_count)
