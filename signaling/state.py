@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 
 from aiohttp import web
@@ -16,7 +17,10 @@ from signaling.registry import SessionRegistry
 from signaling.tokens import TokenVerifier
 
 MAX_BODY_BYTES = 64 * 1024
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# The page ships inside the package (wheel package data), found the same way
+# from a clone, a wheel or a zipapp-free install; aiohttp serves files from a
+# real directory, which an installed wheel always is.
+STATIC_DIR = Path(str(importlib.resources.files("signaling") / "static"))
 LOOP_LAG_INTERVAL_S = 0.25
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
