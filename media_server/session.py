@@ -40,6 +40,7 @@ from media_server.listening.listener import (
 from media_server.listening.segmenter import segmenter_config
 from media_server.listening.vad import SessionVad, SileroPool
 from media_server.liveness import Limits, Liveness
+from media_server.log_context import SESSION_ID
 from media_server.metrics import Metrics
 from media_server.providers.base import Providers, SpeechToTextStream
 from media_server.rtc.ice import rtc_configuration
@@ -67,6 +68,7 @@ class VoiceSession:
         vad_pool: SileroPool | None = None,
     ) -> None:
         self.session_id = session_id
+        SESSION_ID.set(session_id)  # this task's and every task started from it
         self.agent = agent
         self.providers = providers
         self.metrics = metrics
@@ -186,7 +188,12 @@ class VoiceSession:
         self.events.send(protocol.status_update(self.status))
 
     def _on_connection_state(self, state: str) -> None:
-        log.info("session %s: connection %s", self.session_id, state)
+        log.info(
+            "session %s: connection %s",
+            self.session_id,
+            state,
+            extra={"session_id": self.session_id, "fields": {"connection": state}},
+        )
         if state == "connected":
             self.liveness.connected = True
         elif state in ("failed", "closed"):
@@ -298,7 +305,12 @@ class VoiceSession:
             await self._closed.wait()
             return
         self._closing = True
-        log.info("session %s: closing (%s)", self.session_id, reason)
+        log.info(
+            "session %s: closing (%s)",
+            self.session_id,
+            reason,
+            extra={"session_id": self.session_id, "fields": {"reason": reason}},
+        )
         try:
             # Stop the turn first so nothing of it follows session_end.
             self.conversation.interrupt("session_end")

@@ -11,6 +11,7 @@ index pages an offline `uv pip install` reads are there too.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -74,14 +75,13 @@ async def _crawl(base_url: str) -> dict[str, bytes]:
     return bodies
 
 
-async def _wait_listening(process: asyncio.subprocess.Process) -> str:
+async def _wait_listening(process: asyncio.subprocess.Process, lines: list[str]) -> None:
     assert process.stdout is not None
-    lines = []
     async with asyncio.timeout(START_TIMEOUT_S):
         while line := (await process.stdout.readline()).decode():
             lines.append(line)
-            if "listening on http://" in line:
-                return line
+            if json.loads(line).get("event") == "listening":
+                return
     raise AssertionError("voice-agent exited before listening:\n" + "".join(lines))
 
 
@@ -118,19 +118,24 @@ async def test_the_installed_wheel_serves_the_whole_page(wheel: Path, tmp_path: 
         "--port",
         str(port),
         cwd=empty,
-        env=_clean_env(ICE_HOST_ADDRESSES="127.0.0.1"),
+        env=_clean_env(ICE_HOST_ADDRESSES="127.0.0.1", LOG_FORMAT="json"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+    lines: list[str] = []
     try:
-        await _wait_listening(process)
+        await _wait_listening(process, lines)
         bodies = await _crawl(f"http://127.0.0.1:{port}")
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGINT)
             async with asyncio.timeout(15):
-                await process.wait()
+                out, _ = await process.communicate()
+                lines += out.decode().splitlines()
     assert process.returncode == 0
+    # LOG_FORMAT=json: everything it wrote is one JSON object a line.
+    events = [json.loads(line)["event"] for line in lines]
+    assert events[0] == "listening" and events[-1] == "shutting_down", events
     # Every file of the page was loaded, byte for byte what the source has.
     shipped = {f"/static/{p.relative_to(PAGE_DIR)}" for p in PAGE_DIR.rglob("*") if p.is_file()}
     assert set(bodies) - {"/"} == shipped - {"/static/index.html"}  # served as /
