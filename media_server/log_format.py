@@ -21,6 +21,10 @@ from media_server.log_context import SESSION_ID
 from media_server.redaction import Redactor
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# aiohttp's access log renders its line itself and hands the parts over as
+# record attributes: those become the fields of an "http_request" event.
+ACCESS_LOGGER = "aiohttp.access"
+ACCESS_FIELDS = ("remote_address", "first_request_line", "response_status", "response_size")
 
 
 def _session_id(record: logging.LogRecord) -> str | None:
@@ -42,6 +46,11 @@ class JsonFormatter(logging.Formatter):
         self._redact = redact
 
     def format(self, record: logging.LogRecord) -> str:
+        event = getattr(record, "event", None) or str(record.msg)
+        fields = getattr(record, "fields", None) or {}
+        if record.name == ACCESS_LOGGER:
+            event = "http_request"
+            fields = {k: getattr(record, k) for k in ACCESS_FIELDS if hasattr(record, k)}
         line: dict[str, Any] = {
             "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
                 timespec="milliseconds"
@@ -49,9 +58,9 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "session_id": _session_id(record),
-            "event": getattr(record, "event", None) or str(record.msg),
+            "event": event,
             "message": record.getMessage(),
-            "fields": getattr(record, "fields", None) or {},
+            "fields": fields,
         }
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)

@@ -16,10 +16,11 @@ SECRETS = ("sk-live-abcdefghijklmnop", 'turn"secret\\with-quotes')
 
 
 @pytest.fixture
-def json_log():
+def json_log(request):
     stream = io.StringIO()
-    logger = logging.getLogger("test.log_format")
+    logger = logging.getLogger(getattr(request, "param", "test.log_format"))
     handler = make_handler("json", SECRETS, stream)
+    level, propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
@@ -27,7 +28,8 @@ def json_log():
         yield logger, lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
     finally:
         logger.removeHandler(handler)
-        logger.propagate = True
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def test_one_object_a_line_with_session_event_and_fields(json_log):
@@ -64,6 +66,16 @@ def test_secrets_and_tokens_are_redacted_everywhere(json_log):
         assert secret not in text and json.dumps(secret)[1:-1] not in text
     assert "token=[redacted]" in line["message"] and "[redacted]" in line["exc"]
     assert line["fields"] == {"auth": "Bearer [redacted]", "turn": "[redacted]"}
+
+
+@pytest.mark.parametrize("json_log", ["aiohttp.access"], indirect=True)
+def test_access_log_lines_are_http_request_events(json_log):
+    logger, lines = json_log
+    extra = {"first_request_line": "GET /?token=[redacted] HTTP/1.1", "response_status": 200}
+    logger.info('"GET /?token=x HTTP/1.1" 200', extra=extra)
+    (line,) = lines()
+    assert line["event"] == "http_request" and line["fields"] == extra
+    assert "token=x" not in line["message"]
 
 
 def test_text_format_redacts_too():
