@@ -138,15 +138,17 @@ def _cors_origin(request: web.Request) -> str | None:
 
 
 async def offer_preflight(request: web.Request) -> web.Response:
-    """CORS preflight for a page on an ALLOWED_ORIGINS origin (a JSON POST
-    from another origin needs one); everyone else is refused."""
+    """CORS preflight for a page on an ALLOWED_ORIGINS origin (a JSON POST,
+    or a GET of /api/ice-servers with a Bearer token, from another origin
+    needs one); everyone else is refused."""
     if _cors_origin(request) is None:
         return json_error(403, "forbidden_origin", "Pages from this origin may not connect.")
     return web.Response(
         status=204,
         headers={
-            "Access-Control-Allow-Methods": "POST",
-            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Allow-Methods": "GET, POST",
+            # Authorization: /api/ice-servers takes the token as a Bearer.
+            "Access-Control-Allow-Headers": "Content-Type, Authorization",
             "Access-Control-Max-Age": "600",
         },
     )
@@ -196,6 +198,7 @@ def create_app(
     app.router.add_get("/", index)
     app.router.add_get("/api/agents", list_agents)
     app.router.add_get("/api/ice-servers", ice_servers)
+    app.router.add_route("OPTIONS", "/api/ice-servers", offer_preflight)
     app.router.add_post("/api/offer", offer)
     app.router.add_route("OPTIONS", "/api/offer", offer_preflight)
     app.router.add_get("/health", health)
