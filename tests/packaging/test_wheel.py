@@ -27,6 +27,7 @@ from tests.services.process import free_port, require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE_DIR = ROOT / "signaling" / "static"
+UV_INSTALL = "python3 -m pip install --user uv"
 START_TIMEOUT_S = 60.0  # a fresh process loads pocketsphinx and two Silero models
 
 
@@ -44,7 +45,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    uv = require_binary("uv", "uv (python3 -m pip install uv)")
+    uv = require_binary("uv", UV_INSTALL)
     out = tmp_path_factory.mktemp("dist")
     _run([uv, "build", "--wheel", "--offline", "--out-dir", str(out)], cwd=ROOT)
     (built,) = out.glob("voice_agent-*.whl")
@@ -86,7 +87,7 @@ async def _wait_listening(process: asyncio.subprocess.Process, lines: list[str])
 
 
 async def test_the_installed_wheel_serves_the_whole_page(wheel: Path, tmp_path: Path):
-    uv = require_binary("uv", "uv (python3 -m pip install uv)")
+    uv = require_binary("uv", UV_INSTALL)
     venv = tmp_path / "venv"
     _run([uv, "venv", "--offline", "--python", sys.executable, str(venv)], env=_clean_env())
     constraints = tmp_path / "constraints.txt"
@@ -146,7 +147,7 @@ async def test_the_installed_wheel_serves_the_whole_page(wheel: Path, tmp_path: 
 
 
 def test_uvx_runs_the_wheel(wheel: Path, tmp_path: Path):
-    uv = require_binary("uv", "uv (python3 -m pip install uv)")
+    uv = require_binary("uv", UV_INSTALL)
     out = _run(
         [
             uv,

@@ -20,7 +20,7 @@ class Coturn:
 
 @contextmanager
 def coturn(tmp_path: Path) -> Iterator[Coturn]:
-    binary = require_binary("turnserver", "coturn")
+    binary = require_binary("turnserver", "apt-get install coturn")
     port = free_port()
     secret = secrets.token_hex(16)
     argv = [

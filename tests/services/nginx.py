@@ -49,7 +49,7 @@ http {{
 @contextmanager
 def nginx(tmp_path: Path, upstreams: list[tuple[str, str]]) -> Iterator[list[str]]:
     """Proxies each ``(upstream base URL, header kind)``; yields their proxy URLs."""
-    binary = require_binary("nginx", "nginx")
+    binary = require_binary("nginx", "apt-get install nginx")
     root = tmp_path / "nginx"
     root.mkdir()
     routes = [(free_port(), upstream, header) for upstream, header in upstreams]

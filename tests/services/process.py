@@ -16,8 +16,9 @@ START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 
 
-def require_binary(name: str, apt_package: str) -> str:
-    """The binary's path; skips (locally) or fails (CI) with the install line."""
+def require_binary(name: str, install: str) -> str:
+    """The binary's path; skips (locally) or fails (CI) with ``install``, the
+    line that installs it."""
     for directory in ("/usr/sbin", "/usr/bin"):
         candidate = Path(directory) / name
         if candidate.exists():
@@ -25,7 +26,7 @@ def require_binary(name: str, apt_package: str) -> str:
     found = shutil.which(name)
     if found:
         return found
-    message = f"{name} is missing: install Debian's {apt_package} (apt-get install {apt_package})"
+    message = f"{name} is missing: {install}"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
