@@ -45,9 +45,15 @@ export function fetchAgents() {
 // The STUN/TURN servers for this call ({iceServers, iceTransportPolicy}):
 // TURN credentials are minted per call, so this is fetched for each one.
 // The token only proves the right to ask; the offer is what spends it.
-export function fetchIceConfig() {
+export async function fetchIceConfig() {
   const headers = accessToken ? { Authorization: `Bearer ${accessToken}` } : {};
-  return call("/api/ice-servers", { headers });
+  try {
+    return await call("/api/ice-servers", { headers });
+  } catch (err) {
+    // A dead link is as dead here as at the offer: no retry will help.
+    if (accessToken && DEAD_TOKEN_CODES.has(err.code)) linkUsedUp = true;
+    throw err;
+  }
 }
 
 // An access token from the link (/?token=...), when the server asks for one
