@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.conftest import speech_48k
-from tests.e2e.conftest import silence, write_wav
+from tests.e2e.conftest import silence, wait_sessions, write_wav
 from tests.e2e.test_demo_page import TURN_S, open_page, start_call
 from tests.services.coturn import coturn
 
@@ -50,6 +50,10 @@ async def test_a_relay_only_call_talks_both_ways_through_coturn(
         assert stats["localCandidateType"] == "relay", stats
         assert stats["remoteCandidateType"] == "relay", stats
         await expect(page.get_by_test_id("network")).to_have_attribute("data-route", "relay")
+        # Hang up while coturn still runs: both ends then free their
+        # allocations at once instead of waiting on a relay that is gone.
+        await page.get_by_test_id("stop-button").click()
+        await wait_sessions(server.base_url, 0)
         log = turn.service.log()
     # Two allocations: the browser's and the server's own peer.
     assert len(re.findall(r"ALLOCATE processed, success", log)) >= 2, log[-3000:]
