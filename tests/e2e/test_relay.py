@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_a_relay_only_call_talks_both_ways_through_coturn(
-    server_factory, browser, tmp_path: Path
+    server_factory, browser, tmp_path: Path, artifacts: Path
 ):
     with coturn(tmp_path) as turn:
         server = await server_factory(
@@ -50,6 +50,7 @@ async def test_a_relay_only_call_talks_both_ways_through_coturn(
         assert stats["localCandidateType"] == "relay", stats
         assert stats["remoteCandidateType"] == "relay", stats
         await expect(page.get_by_test_id("network")).to_have_attribute("data-route", "relay")
+        await page.screenshot(path=artifacts / "e2e-relay-call.png", full_page=True)
         # Hang up while coturn still runs: both ends then free their
         # allocations at once instead of waiting on a relay that is gone.
         await page.get_by_test_id("stop-button").click()
@@ -59,7 +60,9 @@ async def test_a_relay_only_call_talks_both_ways_through_coturn(
     assert len(re.findall(r"ALLOCATE processed, success", log)) >= 2, log[-3000:]
 
 
-async def test_a_wrong_turn_secret_says_so_on_the_page(server_factory, browser, tmp_path: Path):
+async def test_a_wrong_turn_secret_says_so_on_the_page(
+    server_factory, browser, tmp_path: Path, artifacts: Path
+):
     with coturn(tmp_path) as turn:
         server = await server_factory(
             TURN_URLS=turn.url, TURN_SECRET="not-the-" + turn.secret, ICE_TRANSPORT_POLICY="relay"
@@ -73,4 +76,5 @@ async def test_a_wrong_turn_secret_says_so_on_the_page(server_factory, browser, 
             "The relay server (TURN) refused this server's credentials", timeout=15_000
         )
         await expect(page.get_by_test_id("error")).to_contain_text("TURN_SECRET")
+        await page.screenshot(path=artifacts / "e2e-relay-wrong-secret.png")
     assert server.session_count == 0  # no offer was sent with nowhere to send audio
