@@ -65,7 +65,7 @@ class MonoRelay(MediaStreamTrack):
 
 async def offer(request: web.Request) -> web.Response:
     body = await request.json()
-    pc = RTCPeerConnection(configuration=rtc_configuration(()))
+    pc = RTCPeerConnection(configuration=rtc_configuration())
     request.app[PCS_KEY].add(pc)
 
     @pc.on("track")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from media_server.agents import Agent, AgentConfigError, load_agents
 from media_server.config import ConfigError, Settings, load_settings
+from media_server.log_format import configure_logging
 from media_server.workers import SessionCount
 
 SHUTDOWN_TIMEOUT_S = 5.0
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", help="port to listen on (default 8080)")
     parser.add_argument("--agents-file", help="TOML file with extra agent personas")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument("--log-format", help="text (default) or json: one JSON object a line")
     parser.add_argument("--stt-provider", help="auto, openai or pocketsphinx")
     parser.add_argument("--llm-provider", help="auto, openai or scripted")
     parser.add_argument("--tts-provider", help="auto, elevenlabs, openai or espeak")
@@ -82,6 +84,16 @@ def _mint(settings: Settings, ttl: str | None, url: str | None) -> int:
     return 0
 
 
+def _announce(settings: Settings, event: str, message: str, **fields: str) -> None:
+    """A start/stop line: printed for people; with LOG_FORMAT=json a log
+    line like every other, so a platform reads nothing that is not JSON."""
+    if settings.log_format == "json":
+        extra = {"event": event, "fields": fields}
+        logging.getLogger("voice_agent").info("voice-agent: %s", message, extra=extra)
+    else:
+        print(f"voice-agent: {message}", flush=True)
+
+
 async def _serve(
     settings: Settings,
     agents: dict[str, Agent],
@@ -129,10 +141,15 @@ async def _serve(
         url_host = f"[{settings.host}]" if ":" in settings.host else settings.host
         if not worker:  # one line per server, not per worker
             workers = f"; {settings.workers} workers" if worker is not None else ""
-            print(
-                f"voice-agent: listening on http://{url_host}:{settings.port} "
+            _announce(
+                settings,
+                "listening",
+                f"listening on http://{url_host}:{settings.port} "
                 f"(stt={stt}, llm={llm}, tts={tts}; agents: {', '.join(agents)}{workers})",
-                flush=True,
+                url=f"http://{url_host}:{settings.port}",
+                stt=stt,
+                llm=llm,
+                tts=tts,
             )
         await stop.wait()
         if not at_once.is_set() and settings.drain_timeout_s > 0:
@@ -144,7 +161,7 @@ async def _serve(
                 )
             await drain(app, settings.drain_timeout_s, at_once)
         if not worker:
-            print("voice-agent: shutting down", flush=True)
+            _announce(settings, "shutting_down", "shutting down")
     finally:
         await runner.cleanup()  # ends what is left with session_end: shutdown
 
@@ -193,11 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "token":
         return _mint(settings, args.ttl, args.url)
 
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # aioice logs every connectivity check at INFO.
-    logging.getLogger("aioice").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format, settings.secrets)
 
     try:
         if settings.workers > 1:

@@ -18,14 +18,16 @@ from media_server.config_values import (
     ConfigError,
     chain_of,
     float_in_range,
-    ice_server_list,
     int_in_range,
     ip_list,
+    network_list,
     one_of,
     origin_list,
     read_dotenv,
     redis_url,
     secret,
+    stun_url_list,
+    turn_url_list,
     url,
 )
 
@@ -64,7 +66,17 @@ class Settings:
     # WebRTC. Empty ICE_HOST_ADDRESSES = let aioice pick the machine's
     # interfaces (it never offers 127.0.0.1, see AIORTC-NOTES.md).
     ice_host_addresses: tuple[str, ...] = ()
-    ice_servers: tuple[str, ...] = ()
+    ice_servers: tuple[str, ...] = ()  # stun: URLs only; TURN has its own settings
+    # TURN (README "Deployment"): with TURN_SECRET each call gets credentials
+    # minted the TURN REST way (coturn's use-auth-secret), valid TURN_TTL_S;
+    # else the static TURN_USERNAME / TURN_PASSWORD.
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = field(default="", repr=False)
+    turn_ttl_s: float = 86400.0
+    turn_username: str = ""
+    turn_password: str = field(default="", repr=False)
+    # "relay" makes the page and the server use TURN relays only.
+    ice_transport_policy: str = "all"
 
     # Turn-taking (DESIGN.md section 2). When a turn ends is TURN_DETECTOR's
     # call: "lexical" reads the transcript at each pause (a finished sentence
@@ -120,6 +132,10 @@ class Settings:
     # Bearer token for GET /metrics; unset with AUTH_SECRET set: loopback only.
     metrics_token: str = field(default="", repr=False)
     token_ttl_s: float = 300.0
+    # Reverse proxies whose X-Forwarded-For / Forwarded name the client
+    # (addresses or CIDRs); from anyone else those headers are ignored.
+    trusted_proxies: tuple[str, ...] = ()
+    log_format: str = "text"
 
     @property
     def openai_configured(self) -> bool:
@@ -132,6 +148,18 @@ class Settings:
     @property
     def auth_required(self) -> bool:
         return bool(self.auth_secret)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value set: what log redaction must never let through."""
+        values = (
+            self.openai_api_key,
+            self.elevenlabs_api_key,
+            self.auth_secret,
+            self.turn_secret,
+            self.turn_password,
+        )
+        return tuple(v for v in values if v)
 
 
 # Setting name (env var, upper case) -> field. Host and port come only from
@@ -165,6 +193,7 @@ _FLOAT_RANGES = {
     "max_session_s": (1.0, 86400.0),
     "ping_timeout_s": (1.0, 600.0),
     "token_ttl_s": (5.0, 86400.0),
+    "turn_ttl_s": (60.0, 7 * 86400.0),
     "stt_timeout_s": (1.0, 300.0),
     "llm_timeout_s": (1.0, 300.0),
     "tts_timeout_s": (1.0, 300.0),
@@ -172,6 +201,8 @@ _FLOAT_RANGES = {
     "drain_timeout_s": (0.0, 86400.0),
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+ICE_TRANSPORT_POLICIES = ("all", "relay")
 
 
 def _convert(attr: str, name: str, raw: str) -> Any:
@@ -200,7 +231,15 @@ def _convert(attr: str, name: str, raw: str) -> Any:
     if attr == "ice_host_addresses":
         return ip_list(name, raw)
     if attr == "ice_servers":
-        return ice_server_list(name, raw)
+        return stun_url_list(name, raw)
+    if attr == "turn_urls":
+        return turn_url_list(name, raw)
+    if attr == "ice_transport_policy":
+        return one_of(name, raw, ICE_TRANSPORT_POLICIES)
+    if attr == "trusted_proxies":
+        return network_list(name, raw)
+    if attr == "log_format":
+        return one_of(name, raw, LOG_FORMATS)
     if attr == "allowed_origins":
         return origin_list(name, raw)
     if attr == "redis_url":
@@ -233,6 +272,28 @@ def _check_providers(s: Settings) -> None:
         raise ConfigError(
             f"ELEVENLABS_OUTPUT_FORMAT={s.elevenlabs_output_format!r}: "
             "expected mp3_<rate>_<kbps> (e.g. mp3_44100_128) or pcm_<rate>"
+        )
+    _check_turn(s)
+
+
+def _check_turn(s: Settings) -> None:
+    static = bool(s.turn_username or s.turn_password)
+    if s.turn_urls and not (s.turn_secret or static):
+        raise ConfigError("TURN_URLS needs TURN_SECRET, or TURN_USERNAME and TURN_PASSWORD")
+    if s.turn_secret and static:
+        raise ConfigError("TURN_SECRET and TURN_USERNAME/TURN_PASSWORD: set one, not both")
+    if static and not (s.turn_username and s.turn_password):
+        raise ConfigError("TURN_USERNAME and TURN_PASSWORD go together: set both")
+    if (s.turn_secret or static) and not s.turn_urls:
+        raise ConfigError("TURN credentials are set but TURN_URLS is empty")
+    if s.ice_transport_policy == "relay" and not s.turn_urls:
+        raise ConfigError("ICE_TRANSPORT_POLICY=relay needs TURN_URLS (no relay, no connection)")
+    if s.turn_secret and s.turn_ttl_s < s.max_session_s:
+        # coturn checks the credential on every allocation refresh: one that
+        # expires mid-call drops the relay, and the call with it.
+        raise ConfigError(
+            f"TURN_TTL_S={s.turn_ttl_s:g}: shorter than MAX_SESSION_S={s.max_session_s:g}; "
+            "a call would lose its relay when its credentials expire"
         )
 
 

@@ -165,9 +165,38 @@ def secret(name: str, raw: str) -> str:
     return value
 
 
-def ice_server_list(name: str, raw: str) -> tuple[str, ...]:
+def stun_url_list(name: str, raw: str) -> tuple[str, ...]:
     items = tuple(p.strip() for p in raw.split(",") if p.strip())
     for item in items:
-        if not item.startswith(("stun:", "turn:", "turns:")):
-            raise ConfigError(f"{name}: {item!r} must be a stun:, turn: or turns: URL")
+        if item.startswith(("turn:", "turns:")):
+            # A TURN server without credentials refuses every allocation.
+            raise ConfigError(f"{name}: {item!r} is a TURN server; put it in TURN_URLS")
+        if not item.startswith("stun:"):
+            raise ConfigError(f"{name}: {item!r} must be a stun: URL")
+    return items
+
+
+def turn_url_list(name: str, raw: str) -> tuple[str, ...]:
+    """turn:/turns: URLs (RFC 7065): host, optional port, optional ?transport=udp|tcp."""
+    items = tuple(p.strip() for p in raw.split(",") if p.strip())
+    for item in items:
+        scheme, _, rest = item.partition(":")
+        address, _, query = rest.partition("?")
+        if scheme not in ("turn", "turns") or not address or address.startswith("/"):
+            raise ConfigError(
+                f"{name}: {item!r} must be a URL like turn:turn.example.com:3478?transport=udp"
+            )
+        if query and query not in ("transport=udp", "transport=tcp"):
+            raise ConfigError(f"{name}: {item!r}: only ?transport=udp or ?transport=tcp")
+    return items
+
+
+def network_list(name: str, raw: str) -> tuple[str, ...]:
+    """IP addresses or CIDR networks, as given (``10.0.0.0/8``, ``::1``)."""
+    items = tuple(p.strip() for p in raw.split(",") if p.strip())
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IP address or CIDR network") from None
     return items

@@ -24,6 +24,7 @@ from media_server.config import Settings
 from media_server.conversation import Conversation
 from media_server.deadlines import StageDeadlines
 from media_server.events import EventChannel
+from media_server.ice_servers import IceServers
 from media_server.interim import InterimTranscripts
 from media_server.listening.end_of_turn import EndOfTurn
 from media_server.listening.listener import (
@@ -39,8 +40,10 @@ from media_server.listening.listener import (
 from media_server.listening.segmenter import segmenter_config
 from media_server.listening.vad import SessionVad, SileroPool
 from media_server.liveness import Limits, Liveness
+from media_server.log_context import SESSION_ID
 from media_server.metrics import Metrics
 from media_server.providers.base import Providers, SpeechToTextStream
+from media_server.rtc.ice import rtc_configuration
 from media_server.rtc.peer import PeerConnection
 from media_server.text import ConversationHistory
 from media_server.turn import TurnContext
@@ -65,14 +68,18 @@ class VoiceSession:
         vad_pool: SileroPool | None = None,
     ) -> None:
         self.session_id = session_id
+        SESSION_ID.set(session_id)  # this task's and every task started from it
         self.agent = agent
         self.providers = providers
         self.metrics = metrics
         self._on_closed = on_closed
         label = f"session {session_id}"
 
+        # The same servers the page got from /api/ice-servers (fresh TURN
+        # credentials of its own), so a server behind NAT is reachable too.
+        ice = IceServers(settings)
         self.peer = PeerConnection(
-            settings.ice_servers,
+            rtc_configuration(ice.for_call(), ice.transport_policy),
             on_track=self._on_track,
             on_datachannel=self._on_datachannel,
             on_state=self._on_connection_state,
@@ -179,7 +186,12 @@ class VoiceSession:
         self.events.send(protocol.status_update(self.status))
 
     def _on_connection_state(self, state: str) -> None:
-        log.info("session %s: connection %s", self.session_id, state)
+        log.info(
+            "session %s: connection %s",
+            self.session_id,
+            state,
+            extra={"session_id": self.session_id, "fields": {"connection": state}},
+        )
         if state == "connected":
             self.liveness.connected = True
         elif state in ("failed", "closed"):
@@ -304,7 +316,12 @@ class VoiceSession:
             await self._closed.wait()
             return
         self._closing = True
-        log.info("session %s: closing (%s)", self.session_id, reason)
+        log.info(
+            "session %s: closing (%s)",
+            self.session_id,
+            reason,
+            extra={"session_id": self.session_id, "fields": {"reason": reason}},
+        )
         try:
             # Stop the turn first so nothing of it follows session_end.
             self.conversation.interrupt("session_end")

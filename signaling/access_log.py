@@ -7,18 +7,13 @@ land in the access log twice: in the request line of ``GET /`` and in the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-_TOKEN_PARAM = re.compile(r"((?:^|[?&;])token=)[^&;#\s\"]*", re.IGNORECASE)
-
-
-def redact_tokens(text: str) -> str:
-    return _TOKEN_PARAM.sub(r"\1[redacted]", text)
+from media_server.redaction import redact_tokens
 
 
 class RedactingAccessLogger(AccessLogger):

@@ -21,11 +21,14 @@ from aiohttp import web
 from media_server import rtc
 from media_server.agents import Agent, load_agents
 from media_server.config import Settings
+from media_server.ice_servers import IceServers
 from media_server.listening.vad import SileroPool
 from media_server.metrics import CONTENT_TYPE, Metrics
 from media_server.providers import build_providers
 from media_server.providers.base import Providers
 from media_server.workers import SessionCount
+from signaling.client_address import TrustedProxies
+from signaling.ice_servers import ice_servers
 from signaling.limits import RateLimiter, origin_allowed
 from signaling.offer import offer
 from signaling.registry import SessionRegistry
@@ -33,6 +36,7 @@ from signaling.shared import SharedState, SharedStateUnavailable
 from signaling.state import (
     AGENTS_KEY,
     BACKGROUND_KEY,
+    ICE_SERVERS_KEY,
     LOOP_LAG_INTERVAL_S,
     MAX_BODY_BYTES,
     METRICS_KEY,
@@ -190,15 +194,17 @@ def _cors_origin(request: web.Request) -> str | None:
 
 
 async def offer_preflight(request: web.Request) -> web.Response:
-    """CORS preflight for a page on an ALLOWED_ORIGINS origin (a JSON POST
-    from another origin needs one); everyone else is refused."""
+    """CORS preflight for a page on an ALLOWED_ORIGINS origin (a JSON POST,
+    or a GET of /api/ice-servers with a Bearer token, from another origin
+    needs one); everyone else is refused."""
     if _cors_origin(request) is None:
         return json_error(403, "forbidden_origin", "Pages from this origin may not connect.")
     return web.Response(
         status=204,
         headers={
-            "Access-Control-Allow-Methods": "POST",
-            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Allow-Methods": "GET, POST",
+            # Authorization: /api/ice-servers takes the token as a Bearer.
+            "Access-Control-Allow-Headers": "Content-Type, Authorization",
             "Access-Control-Max-Age": "600",
         },
     )
@@ -241,7 +247,11 @@ def create_app(
     app then leaves closing them to the caller. ``session_count`` is shared
     by the workers of one server (``--workers``)."""
     rtc.install(settings.ice_host_addresses)
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    middlewares: list[Any] = [error_middleware]
+    if settings.trusted_proxies:
+        # Inside error_middleware: a malformed X-Forwarded-For is a JSON 400.
+        middlewares.append(TrustedProxies(settings.trusted_proxies).middleware)
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[SETTINGS_KEY] = settings
     app[AGENTS_KEY] = agents if agents is not None else load_agents(settings.agents_file)
     app[REGISTRY_KEY] = SessionRegistry(settings.max_sessions, session_count)
@@ -256,10 +266,13 @@ def create_app(
         if settings.auth_required
         else None
     )
+    app[ICE_SERVERS_KEY] = IceServers(settings)
     if providers is not None:
         app[PROVIDERS_KEY] = providers
     app.router.add_get("/", index)
     app.router.add_get("/api/agents", list_agents)
+    app.router.add_get("/api/ice-servers", ice_servers)
+    app.router.add_route("OPTIONS", "/api/ice-servers", offer_preflight)
     app.router.add_post("/api/offer", offer)
     app.router.add_route("OPTIONS", "/api/offer", offer_preflight)
     app.router.add_get("/health", health)

@@ -40,7 +40,7 @@ class ReceivedAudio:
 class VoiceClient:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
-        self.pc = RTCPeerConnection(configuration=rtc_configuration(()))
+        self.pc = RTCPeerConnection(configuration=rtc_configuration())
         self.mic = AgentAudioTrack()
         self.events: list[dict[str, Any]] = []
         self.event_times: list[float] = []

@@ -8,8 +8,11 @@ loopback in tests and never contact a third party by surprise.
 
 from __future__ import annotations
 
+from typing import Any
+
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 _original_get_host_addresses = aioice.ice.get_host_addresses
 
@@ -31,6 +34,16 @@ def configure_host_addresses(addresses: tuple[str, ...]) -> None:
     aioice.ice.get_host_addresses = get_host_addresses
 
 
-def rtc_configuration(ice_servers: tuple[str, ...]) -> RTCConfiguration:
-    """An explicit (possibly empty) server list: never aiortc's default STUN."""
-    return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in ice_servers])
+def rtc_configuration(
+    ice_servers: list[dict[str, Any]] | None = None, transport_policy: str = "all"
+) -> RTCConfiguration:
+    """An explicit (possibly empty) server list: never aiortc's default STUN.
+
+    ``ice_servers`` are RTCIceServer dictionaries, the ones the page gets
+    (``media_server.ice_servers``). aiortc uses the first STUN and the first
+    TURN URL whose transport it speaks (udp, tcp, or turns: over tcp).
+    """
+    return RTCConfiguration(
+        iceServers=[RTCIceServer(**server) for server in ice_servers or ()],
+        iceTransportPolicy=RTCIceTransportPolicy(transport_policy),
+    )

@@ -12,12 +12,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from media_server.audio.opus_encoder import SpeechOpusEncoder, sends_opus
 from media_server.audio.outbound import AgentAudioTrack
 from media_server.rtc import jitter
-from media_server.rtc.ice import rtc_configuration
 from media_server.rtc.transports import stop_transports
 
 log = logging.getLogger(__name__)
@@ -32,14 +31,14 @@ class OfferError(Exception):
 class PeerConnection:
     def __init__(
         self,
-        ice_servers: tuple[str, ...],
+        configuration: RTCConfiguration,
         *,
         on_track: Callable[[Any], None],
         on_datachannel: Callable[[Any], None],
         on_state: Callable[[str], None],
         label: str = "",
     ) -> None:
-        self.pc = RTCPeerConnection(configuration=rtc_configuration(ice_servers))
+        self.pc = RTCPeerConnection(configuration=configuration)
         self._label = label
         self._closed = False
         self.pc.on("track", on_track)

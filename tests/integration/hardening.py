@@ -35,7 +35,7 @@ from media_server.rtc.ice import rtc_configuration
 
 
 async def real_offer() -> str:
-    pc = RTCPeerConnection(configuration=rtc_configuration(()))
+    pc = RTCPeerConnection(configuration=rtc_configuration())
     mic = AgentAudioTrack()
     pc.addTrack(mic)
     pc.createDataChannel("events")

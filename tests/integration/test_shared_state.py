@@ -14,15 +14,15 @@ from signaling.shared.redis_state import LiveCall, RedisState
 from signaling.state import REGISTRY_KEY
 from signaling.tokens import mint_token
 from tests.integration.hardening import offer_body, post, real_offer
-from tests.redis_server import RedisServer
+from tests.services.redis import RedisServer
 from tests.voice_client import VoiceClient
 
 SECRET = "shared-secret-0123456789abcdef"
 
 
 @pytest.fixture
-def redis():
-    server = RedisServer().start()
+def redis(tmp_path):
+    server = RedisServer(tmp_path).start()
     try:
         yield server
     finally:

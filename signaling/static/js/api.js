@@ -42,6 +42,20 @@ export function fetchAgents() {
   return call("/api/agents");
 }
 
+// The STUN/TURN servers for this call ({iceServers, iceTransportPolicy}):
+// TURN credentials are minted per call, so this is fetched for each one.
+// The token only proves the right to ask; the offer is what spends it.
+export async function fetchIceConfig() {
+  const headers = accessToken ? { Authorization: `Bearer ${accessToken}` } : {};
+  try {
+    return await call("/api/ice-servers", { headers });
+  } catch (err) {
+    // A dead link is as dead here as at the offer: no retry will help.
+    if (accessToken && DEAD_TOKEN_CODES.has(err.code)) linkUsedUp = true;
+    throw err;
+  }
+}
+
 // An access token from the link (/?token=...), when the server asks for one
 // (AUTH_SECRET). Taken out of the address bar at once so it is not
 // bookmarked, shared or shown on screen. It opens one session: the server

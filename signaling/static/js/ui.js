@@ -103,6 +103,16 @@ export function showProviders(el, providers) {
   el.hidden = false;
 }
 
+function routeKind(stats) {
+  const types = [stats.localCandidateType, stats.remoteCandidateType];
+  if (types.includes("relay")) return "relay";
+  return types.every((t) => t === "host") ? "direct" : types.some((t) => t) ? "nat" : "";
+}
+
+function describeRoute(stats) {
+  return { relay: "TURN relay", direct: "direct", nat: "direct, through NAT" }[routeKind(stats)] || "—";
+}
+
 export function showNetwork(dl, stats) {
   const rows = stats
     ? [
@@ -111,8 +121,10 @@ export function showNetwork(dl, stats) {
         ["Playout", formatMs(stats.playoutMs), "From the jitter buffer to the speaker"],
         ["Jitter", formatMs(stats.jitterMs), "Variation in packet arrival"],
         ["Packets lost", String(stats.packetsLost), "Agent audio packets that never arrived"],
+        ["Route", describeRoute(stats), "How the audio travels: directly, or through a TURN relay"],
       ]
     : [];
+  dl.dataset.route = stats ? routeKind(stats) : "";
   dl.replaceChildren();
   for (const [term, value, title] of rows) {
     const dt = document.createElement("dt");

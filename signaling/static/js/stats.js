@@ -60,12 +60,14 @@ function readStats(report, prev) {
     if (s.type === "transport" && s.selectedCandidatePairId) selectedPairId = s.selectedCandidatePairId;
   });
   let pairRtt = null;
+  let pair = null;
   let remoteRtt = null;
   let inbound = null;
   let playout = null;
   report.forEach((s) => {
     if (s.type === "candidate-pair" && (s.id === selectedPairId || (!selectedPairId && s.nominated))) {
       if (typeof s.currentRoundTripTime === "number") pairRtt = s.currentRoundTripTime;
+      pair = s;
     } else if (s.type === "remote-inbound-rtp" && s.kind === "audio") {
       if (typeof s.roundTripTime === "number") remoteRtt = s.roundTripTime;
     } else if (s.type === "inbound-rtp" && s.kind === "audio") {
@@ -76,6 +78,8 @@ function readStats(report, prev) {
   });
 
   const rtt = pairRtt ?? remoteRtt;
+  // The candidates of the pair in use: "relay" means through a TURN server.
+  const candidateType = (id) => (id && report.get(id) ? report.get(id).candidateType : null);
   const counters = {
     jbDelay: inbound ? inbound.jitterBufferDelay ?? 0 : 0,
     jbCount: inbound ? inbound.jitterBufferEmittedCount ?? 0 : 0,
@@ -92,6 +96,8 @@ function readStats(report, prev) {
     packetsLost: inbound ? inbound.packetsLost ?? 0 : 0,
     totalAudioEnergy: inbound ? inbound.totalAudioEnergy ?? 0 : 0,
     audioLevel: inbound ? inbound.audioLevel ?? 0 : 0,
+    localCandidateType: pair ? candidateType(pair.localCandidateId) : null,
+    remoteCandidateType: pair ? candidateType(pair.remoteCandidateId) : null,
     counters,
   };
 }

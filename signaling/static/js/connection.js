@@ -3,13 +3,13 @@
 // (the server does not take trickled candidates), and an application ping
 // notices a dead connection long before ICE consent expiry (~30 s) would.
 
-import { postOffer } from "./api.js";
+import { fetchIceConfig, postOffer } from "./api.js";
 
 const PING_EVERY_MS = 2000;
 const LOST_AFTER_MS = 6000;
-// Host-only gathering (no STUN) finishes in milliseconds; the cap only
-// guards against a browser that never reports "complete".
-const GATHER_CAP_MS = 3000;
+// Host-only gathering finishes in milliseconds, a TURN allocation in a round
+// trip or two; the cap guards against a browser that never reports "complete".
+const GATHER_CAP_MS = 5000;
 const OPEN_TIMEOUT_MS = 15000; // matches the server's connect deadline
 // Stop pressed mid-start: how long we still wait for the channel, only to
 // tell the server to free the session (see hangUpAfterStart).
@@ -34,9 +34,19 @@ export class VoiceConnection extends EventTarget {
 
   // The access token, if any, is api.js's to send (postOffer).
   async connect(agentId, stream) {
-    // No iceServers: the server offers its own host candidates, and a public
-    // STUN server would be a surprise on a closed network.
-    const pc = (this.pc = new RTCPeerConnection({ iceServers: [] }));
+    // The server's STUN/TURN servers (none by default: the server offers its
+    // own host candidates, and a public STUN server would be a surprise on a
+    // closed network). TURN credentials come fresh for each call.
+    const ice = await fetchIceConfig();
+    if (this.closed) return;
+    const pc = (this.pc = new RTCPeerConnection({
+      iceServers: ice.iceServers || [],
+      iceTransportPolicy: ice.iceTransportPolicy || "all",
+    }));
+    const relayErrors = [];
+    pc.addEventListener("icecandidateerror", (e) => {
+      if (/^turns?:/.test(e.url || "")) relayErrors.push(e);
+    });
     for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
     const channel = (this.channel = pc.createDataChannel("events"));
 
@@ -54,6 +64,9 @@ export class VoiceConnection extends EventTarget {
     await pc.setLocalDescription(await pc.createOffer());
     await gatheringComplete(pc);
     if (this.closed) return;
+    if (ice.iceTransportPolicy === "relay" && !/^a=candidate:/m.test(pc.localDescription.sdp)) {
+      throw new Error(noRelayMessage(relayErrors));
+    }
     this.starting = true;
     try {
       const answer = await postOffer({ sdp: pc.localDescription.sdp, agentId });
@@ -149,6 +162,17 @@ export class VoiceConnection extends EventTarget {
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
+}
+
+// Relay-only and no relay address: say why, as far as the browser knows.
+function noRelayMessage(errors) {
+  if (errors.some((e) => e.errorCode === 401)) {
+    return (
+      "The relay server (TURN) refused this server's credentials, so no audio path could be set up. " +
+      "Ask whoever runs it to check TURN_SECRET (or TURN_USERNAME and TURN_PASSWORD)."
+    );
+  }
+  return "The relay server (TURN) could not be reached, so no audio path could be set up. A firewall may be blocking it.";
 }
 
 function gatheringComplete(pc) {
