@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--agents-file", help="TOML file with extra agent personas")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     parser.add_argument("--log-format", help="text (default) or json: one JSON object a line")
-    parser.add_argument("--stt-provider", help="auto, openai or pocketsphinx")
+    parser.add_argument("--stt-provider", help="auto, openai, whisper or pocketsphinx")
     parser.add_argument("--llm-provider", help="auto, openai or scripted")
     parser.add_argument("--tts-provider", help="auto, elevenlabs, openai or espeak")
     parser.add_argument(

@@ -31,7 +31,7 @@ from media_server.config_values import (
     url,
 )
 
-STT_CHOICES = ("auto", "openai", "pocketsphinx")
+STT_CHOICES = ("auto", "openai", "whisper", "pocketsphinx")
 TURN_DETECTORS = ("auto", "silence", "lexical")
 VAD_PROVIDERS = ("silero", "webrtcvad")
 LLM_CHOICES = ("auto", "openai", "scripted")
@@ -51,6 +51,8 @@ class Settings:
     tts_provider: tuple[str, ...] = ("auto",)
     # How long an engine that failed (a rejected key, a deadline) is skipped.
     provider_cooldown_s: float = 60.0
+    # Turns the embedded Whisper recognizer decodes at once, one core each.
+    whisper_workers: int = 1
 
     openai_api_key: str = field(default="", repr=False)
     openai_base_url: str = ""
@@ -181,6 +183,7 @@ _INT_RANGES = {
     "barge_in_confirm_ms": (0, 10000),
     "max_sessions": (1, 10000),
     "workers": (1, 64),
+    "whisper_workers": (1, 16),
     "history_max_messages": (2, 1000),
     "provider_error_limit": (1, 1000),
     "rate_limit_per_minute": (0, 100000),

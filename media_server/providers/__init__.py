@@ -25,7 +25,7 @@ def resolve_names(settings: Settings) -> tuple[tuple[str, ...], ...]:
     openai = ("openai",) if settings.openai_configured else ()
     elevenlabs = ("elevenlabs",) if settings.elevenlabs_configured else ()
     auto = {
-        "stt": (*openai, "pocketsphinx"),
+        "stt": (*openai, "whisper", "pocketsphinx"),
         "llm": (*openai, "scripted"),
         "tts": (*elevenlabs, *openai, "espeak"),
     }
@@ -50,6 +50,10 @@ def _build_stt(name: str, s: Settings) -> SpeechToText:
             language=s.stt_language or None,
             min_duration_s=s.vad_min_speech_ms / 1000,
         )
+    if name == "whisper":
+        from media_server.providers.whisper_stt import WhisperSTT
+
+        return WhisperSTT(workers=s.whisper_workers)
     from media_server.providers.pocketsphinx_stt import PocketsphinxSTT
 
     return PocketsphinxSTT()

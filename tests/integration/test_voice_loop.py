@@ -37,7 +37,7 @@ async def test_spoken_turns_reach_transcript_reply_and_audio(server, leak_check)
         hello = await client.connect("receptionist")
         assert hello["agent_id"] == "receptionist"
         assert hello["agent"] == "Receptionist"
-        assert hello["providers"] == {"stt": "pocketsphinx", "llm": "scripted", "tts": "espeak"}
+        assert hello["providers"] == {"stt": "whisper", "llm": "scripted", "tts": "espeak"}
         assert server.session_count == 1
 
         # One spoken turn end to end; the order of statuses over many turns

@@ -16,13 +16,13 @@ def test_defaults_are_offline_and_loopback():
     assert s.ice_servers == ()  # never a public STUN server by surprise
     assert s.vad_silence_ms == 200 and s.vad_preroll_ms == 300 and s.barge_in_min_ms == 200
     assert (s.turn_detector, s.turn_silence_ms, s.turn_max_wait_ms) == ("auto", 500, 1800)
-    assert resolve_names(s) == (("pocketsphinx",), ("scripted",), ("espeak",))
+    assert resolve_names(s) == (("whisper", "pocketsphinx"), ("scripted",), ("espeak",))
 
 
 def test_auto_chains_every_keyed_cloud_engine_before_the_embedded_one():
     s = settings({"OPENAI_API_KEY": "sk-test"})
     assert resolve_names(s) == (
-        ("openai", "pocketsphinx"),
+        ("openai", "whisper", "pocketsphinx"),
         ("openai", "scripted"),
         ("openai", "espeak"),
     )

@@ -27,6 +27,7 @@ from media_server.providers.openai_stt import OpenAISTT
 from media_server.providers.openai_tts import OpenAITTS
 from media_server.providers.pocketsphinx_stt import PocketsphinxSTT
 from media_server.providers.scripted_llm import ScriptedLLM
+from media_server.providers.whisper_stt import WhisperSTT
 
 NOWHERE = "http://127.0.0.1:9"  # discard port: never contacted here
 KEY = "sk-dummy-0123456789abcdef"
@@ -34,6 +35,7 @@ KEY = "sk-dummy-0123456789abcdef"
 STT_ENGINES: dict[str, Callable[[], Any]] = {
     "openai": lambda: OpenAISTT(api_key=KEY, base_url=NOWHERE),
     "pocketsphinx": lambda: PocketsphinxSTT(),
+    "whisper": lambda: WhisperSTT(),
 }
 LLM_ENGINES: dict[str, Callable[[], Any]] = {
     "openai": lambda: OpenAILLM(api_key=KEY, base_url=NOWHERE),
