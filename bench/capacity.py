@@ -351,7 +351,7 @@ async def run_step(
         # this stays 0, the delay is after the track (send path, sockets).
         sent_late = (
             lag1.late_frames - lag0.late_frames
-            if kind == "voice"  # the echo serves the metric but has no schedule to miss
+            if kind != "echo"  # the echo serves the metric but has no schedule to miss
             and lag0
             and lag1
             and lag0.late_frames is not None
@@ -399,9 +399,9 @@ async def run_step(
         "lag_p99_ms": lag["p99_ms"],
         "sent_late": sent_late,
         "lag_mean_ms": lag["mean_ms"],
-        "turns": sum(e["type"] == "turn_metrics" for e in new_events) if kind == "voice" else None,
+        "turns": sum(e["type"] == "turn_metrics" for e in new_events) if kind != "echo" else None,
         "interrupted": (
-            sum(bool(e.get("interrupted")) for e in new_events) if kind == "voice" else None
+            sum(bool(e.get("interrupted")) for e in new_events) if kind != "echo" else None
         ),
         "errors": sum(e["type"] == "error" for e in new_events),
         "client_cpu_pct": client_pct,
@@ -441,7 +441,7 @@ async def warm_up(
         await client.connect("echo" if kind == "echo" else "receptionist")
         client.record(True)
         await asyncio.sleep(1.0)
-        if kind == "voice":
+        if kind != "echo":
             since = len(client.events)
             client.mic.say(utterance)  # type: ignore[attr-defined]
             await client.wait_for("turn_metrics", since=since, timeout=30)
@@ -486,9 +486,21 @@ COLUMNS = [
 ]
 
 
-def summarize(rows: list[dict[str, Any]], stopped: dict[str, str]) -> dict[str, Any]:
+def _cpu_ratios(by_n: dict[tuple[str, int], Any], kind: str, base: str) -> dict[int, float]:
+    """Server CPU per session-second of ``kind`` over ``base``, at each N both passed."""
+    ratios = {}
+    for (k, n), r in by_n.items():
+        other = by_n.get((base, n))
+        if k == kind and other and r["ok"] and other["ok"]:
+            ratios[n] = r["cpu_ms_per_sess_s"] / other["cpu_ms_per_sess_s"]
+    return ratios
+
+
+def summarize(
+    rows: list[dict[str, Any]], stopped: dict[str, str], kinds: tuple[str, ...] = ("echo", "voice")
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for kind in ("echo", "voice"):
+    for kind in kinds:
         mine = [r for r in rows if r["kind"] == kind]
         passing = []
         for r in mine:  # the largest N below the first failure
@@ -511,16 +523,21 @@ def summarize(rows: list[dict[str, Any]], stopped: dict[str, str]) -> dict[str, 
                 passing[-1]["n"] * 100 / passing[-1]["server_cpu_pct"] if passing else None
             ),
         }
-    e, v = out["echo"]["max_n"], out["voice"]["max_n"]
+    voice = kinds[1]  # the voice server the goals speak of (today's, with --offline)
+    e, v = out["echo"]["max_n"], out[voice]["max_n"]
     out["capacity_ratio_voice_over_echo"] = v / e if e else None
     by_n = {(r["kind"], r["n"]): r for r in rows}
-    ratios = {}
-    for (kind, n), r in by_n.items():
-        other = by_n.get(("echo", n))
-        if kind == "voice" and other and r["ok"] and other["ok"]:
-            ratios[n] = r["cpu_ms_per_sess_s"] / other["cpu_ms_per_sess_s"]
+    ratios = _cpu_ratios(by_n, voice, "echo")
     out["cpu_per_session_ratio_by_n"] = ratios
     out["cpu_per_session_ratio_median"] = statistics.median(ratios.values()) if ratios else None
+    for new in kinds[2:]:  # --offline: each other engine against today's, same run
+        base = out[voice]["max_n"]
+        out[f"capacity_ratio_{new}_over_{voice}"] = out[new]["max_n"] / base if base else None
+        new_ratios = _cpu_ratios(by_n, new, voice)
+        out[f"cpu_per_session_ratio_{new}_over_{voice}_by_n"] = new_ratios
+        out[f"cpu_per_session_ratio_{new}_over_{voice}_median"] = (
+            statistics.median(new_ratios.values()) if new_ratios else None
+        )
     out["goals"] = {
         "capacity_ratio_min": 0.8,
         "cpu_per_session_ratio_max": 1.15,
@@ -560,8 +577,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "echo": ServerProcess(
             ["-m", "bench.echo_server", "--frames", args.echo_frames], cpus={SERVER_CPU}
         ),
-        "voice": ServerProcess(args.voice_args.split(), voice_env, cpus={SERVER_CPU}),
     }
+    if args.offline:  # no keys: each offline recognizer in its own server, scripted, espeak
+        for stt in args.offline:
+            env = {**voice_env, "STT_PROVIDER": stt, "LLM_PROVIDER": "scripted"}
+            env["TTS_PROVIDER"] = "espeak"
+            servers[stt] = ServerProcess(args.voice_args.split(), env, cpus={SERVER_CPU})
+    else:
+        servers["voice"] = ServerProcess(args.voice_args.split(), voice_env, cpus={SERVER_CPU})
     rows: list[dict[str, Any]] = []
     stopped: dict[str, str] = {}
     warm: dict[str, Any] = {}
@@ -612,11 +635,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for server in servers.values():
             server.stop()
         await fakes.aclose()
-    summary = summarize(rows, stopped)
+    summary = summarize(rows, stopped, tuple(servers))
     print()
     print_table(sorted(rows, key=lambda r: (r["n"], r["kind"])), COLUMNS)
     print()
-    for kind in ("echo", "voice"):
+    for kind in servers:
         s = summary[kind]
         bound = "" if s["bounded"] else " (never failed: a lower bound)"
         print(f"{kind}: largest N with <= {LATE_LIMIT_PCT} % late frames: {s['max_n']}{bound}")
@@ -630,7 +653,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     caveat = ""
     if ratio is not None and not summary["echo"]["bounded"]:
         caveat = " (echo never failed: an upper bound)"
-    elif ratio is not None and not summary["voice"]["bounded"]:
+    elif ratio is not None and not summary[list(servers)[1]]["bounded"]:
         caveat = " (voice never failed: a lower bound)"
     print(
         f"capacity voice/echo: {ratio:.2f}x{caveat} (goal >= 0.8x)"
@@ -643,6 +666,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if cpu_ratio is not None
         else "CPU ratio: -"
     )
+    for key, value in summary.items():
+        if key.startswith(("capacity_ratio_", "cpu_per_session_ratio_")) and key.endswith(
+            ("_median", tuple(f"_over_{k}" for k in servers))
+        ):
+            print(f"{key}: {value:.2f}x" if value is not None else f"{key}: -")
     if any(r["client_bound"] for r in rows):
         print("note: some steps were client-bound (client CPU/lag/mic lateness high)")
     load_after = load_average()
@@ -677,6 +705,11 @@ def main() -> None:
     parser.add_argument(
         "--vad", choices=("silero", "webrtcvad"), help="the voice server's VAD_PROVIDER"
     )
+    parser.add_argument(
+        "--offline",
+        help="comma list of STT engines (pocketsphinx,whisper): one keyless voice server each"
+        " (scripted replies, espeak), side by side with the echo; the first is the baseline",
+    )
     parser.add_argument("--ns", help="comma list of session counts (default 4,6,...,24)")
     parser.add_argument("--window", type=float, help="measured seconds per step (default 15)")
     parser.add_argument("--settle", type=float, help="seconds after connect before measuring")
@@ -707,7 +740,9 @@ def main() -> None:
     args.budget = args.budget or (150.0 if args.quick else 570.0)
     if args.quiet_wait is None:
         args.quiet_wait = 5.0 if args.quick else 20.0
+    args.offline = tuple(args.offline.split(",")) if args.offline else ()
     name = f"capacity_{args.vad}" if args.vad else "capacity"
+    name += "_offline" if args.offline else ""
     run_bench(name, run, args, client_cpu=CLIENT_CPU)
 
 

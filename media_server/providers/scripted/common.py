@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from media_server.providers.scripted.fuzzy import reprompt
 from media_server.providers.scripted.reading import Said
 
 
@@ -79,15 +80,7 @@ def goodbye(st: State) -> str:
     return " ".join(p for p in (first, st.done, last) if p)
 
 
-def fallback(st: State) -> str:
+def fallback(st: State, asked: str = "") -> str:
+    """Not understood: say what we can do (``fuzzy.reprompt``), never the same apology twice."""
     st.misses += 1
-    caps = CAPABILITIES[st.persona]
-    if st.misses == 1:
-        return (
-            "Sorry, I didn't quite get that. I'm running in offline demo mode, "
-            f"so I can help with {caps}. What would you like to do?"
-        )
-    return (
-        "I'm still not sure what you need, and my offline speech recognition may have "
-        f"misheard. Could you say it in a few simple words? I can help with {caps}."
-    )
+    return reprompt(st.persona, CAPABILITIES[st.persona], asked, st.misses)

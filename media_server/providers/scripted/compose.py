@@ -13,6 +13,7 @@ from media_server.providers.scripted.common import (
     fallback,
     goodbye,
 )
+from media_server.providers.scripted.fuzzy import repair
 from media_server.providers.scripted.reading import is_no, is_yes, read_turn, stems
 from media_server.types import ChatMessage
 
@@ -49,7 +50,7 @@ HANDLERS: dict[str, Handler] = {
 
 def _respond(st: State, raw: str, previous_reply: str) -> str:
     st.turns += 1
-    said = read_turn(raw, previous_reply)
+    said = read_turn(repair(raw, st.persona), previous_reply)
     caps, intro = CAPABILITIES[st.persona], INTROS[st.persona]
     misses, st.misses = st.misses, 0
     st.offered, st.offer = st.offer, None
@@ -84,7 +85,7 @@ def _respond(st: State, raw: str, previous_reply: str) -> str:
     if said.has(_HELP):
         return f"I can help with {caps}. What would you like to do?"
     st.misses = misses
-    return fallback(st)
+    return fallback(st, said.asked)
 
 
 def compose_reply(messages: Sequence[ChatMessage], persona: str) -> str:
