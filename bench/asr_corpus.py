@@ -51,7 +51,13 @@ UTTERANCES: list[tuple[str, str]] = [
     ("intent", "i can not log in to my account"),
 ]
 
-# (persona, the agent's previous question or "", what the caller says)
+# The conversation so far of a turn that needs one: the caller asked to book.
+BOOKING_PHONE = (
+    "user: i would like to book an appointment || "
+    "assistant: Sure. And what phone number can we reach you on?"
+)
+# (persona, what the agent said before (or the conversation so far, turns
+# as "role: text" joined by " || "), what the caller says)
 HELD_OUT_TURNS: list[tuple[str, str, str]] = [
     ("receptionist", "", "hi i want to make an appointment please"),
     ("receptionist", "", "could i book a check up for next monday"),
@@ -66,7 +72,7 @@ HELD_OUT_TURNS: list[tuple[str, str, str]] = [
     ("receptionist", "Can I have your full name, please?", "maria garcia"),
     (
         "receptionist",
-        "And what phone number can we reach you on?",
+        BOOKING_PHONE,
         "it is three one two five five five seven eight nine zero",
     ),
     ("callcenter", "", "i can not sign in to my account"),

@@ -668,7 +668,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     for key, value in summary.items():
         if key.startswith(("capacity_ratio_", "cpu_per_session_ratio_")) and key.endswith(
-            ("_median", tuple(f"_over_{k}" for k in servers))
+            ("_median", *(f"_over_{k}" for k in servers))
         ):
             print(f"{key}: {value:.2f}x" if value is not None else f"{key}: -")
     if any(r["client_bound"] for r in rows):

@@ -16,11 +16,12 @@ measured in the same run against a bare aiortc echo server. Short (10-token)
 and long (300-token) replies are measured: first audio must not depend on
 the reply's length.
 
-With ``--engines embedded`` the server runs pocketsphinx, the scripted agent
-and espeak-ng: the out-of-the-box experience; it also reports the server's
-CPU per session-second.
+With ``--engines embedded`` the server runs an offline recognizer (each of
+``--stt``, default pocketsphinx then whisper), the scripted agent and
+espeak-ng: the out-of-the-box experience; it also reports the server's CPU
+per session-second.
 
-    uv run python -m bench.latency [--engines fake|embedded] [--turns 8]
+    uv run python -m bench.latency [--engines fake|embedded] [--turns 8] [--stt pocketsphinx]
 """
 
 from __future__ import annotations
@@ -269,9 +270,17 @@ async def run_fake(turns: int) -> dict[str, Any]:
     return out
 
 
-async def run_embedded(turns: int) -> dict[str, Any]:
+async def run_embedded(turns: int, stt: str = "pocketsphinx,whisper") -> dict[str, Any]:
+    """Each offline recognizer in turn (its own server), the same turns."""
+    out = {}
+    for engine in stt.split(","):
+        out[engine] = await _run_embedded_one(turns, engine)
+    return out
+
+
+async def _run_embedded_one(turns: int, stt: str) -> dict[str, Any]:
     speech = speech_48k(UTTERANCE)
-    with server_process(["-m", "media_server"], {"STT_PROVIDER": "pocketsphinx"}) as srv:
+    with server_process(["-m", "media_server"], {"STT_PROVIDER": stt}) as srv:
         await srv.wait_ready()
         client = VoiceClient(srv.base_url)
         try:
@@ -294,7 +303,7 @@ async def run_embedded(turns: int) -> dict[str, Any]:
         **stages,
         "cpu_ms_per_s": cpu / wall * 1000,
     }
-    print("embedded engines (pocketsphinx, scripted, espeak-ng); ms from end of speech")
+    print(f"embedded engines ({stt}, scripted, espeak-ng); ms from end of speech")
     print_table([row], list(row))
     return {"row": row, "turns_detail": results, "session_wall_s": wall, "server_cpu_s": cpu}
 
@@ -303,9 +312,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--engines", choices=("fake", "embedded"), default="fake")
     parser.add_argument("--turns", type=int, default=8)
+    parser.add_argument(
+        "--stt", default="pocketsphinx,whisper", help="offline recognizers, with --engines embedded"
+    )
     args = parser.parse_args()
-    runner = run_fake if args.engines == "fake" else run_embedded
-    run_bench(f"latency_{args.engines}", runner, args.turns)
+    if args.engines == "fake":
+        run_bench("latency_fake", run_fake, args.turns)
+    else:
+        run_bench("latency_embedded", run_embedded, args.turns, args.stt)
 
 
 if __name__ == "__main__":
