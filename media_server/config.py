@@ -34,6 +34,7 @@ from media_server.config_values import (
 STT_CHOICES = ("auto", "openai", "whisper", "pocketsphinx")
 TURN_DETECTORS = ("auto", "silence", "lexical")
 VAD_PROVIDERS = ("silero", "webrtcvad")
+WHISPER_BACKENDS = ("numpy", "ctranslate2")
 LLM_CHOICES = ("auto", "openai", "scripted")
 TTS_CHOICES = ("auto", "elevenlabs", "openai", "espeak")
 
@@ -53,6 +54,9 @@ class Settings:
     provider_cooldown_s: float = 60.0
     # Turns the embedded Whisper recognizer decodes at once, one core each.
     whisper_workers: int = 1
+    # How Whisper runs: "numpy" (no other native code) or "ctranslate2" (the
+    # optional extra: about half the CPU; its wheel links Intel oneMKL).
+    whisper_backend: str = "numpy"
 
     openai_api_key: str = field(default="", repr=False)
     openai_base_url: str = ""
@@ -219,6 +223,8 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return chain_of(name, raw, LLM_CHOICES)
     if attr == "tts_provider":
         return chain_of(name, raw, TTS_CHOICES)
+    if attr == "whisper_backend":
+        return one_of(name, raw, WHISPER_BACKENDS)
     if attr == "vad_provider":
         return one_of(name, raw, VAD_PROVIDERS)
     if attr == "turn_detector":

@@ -53,7 +53,7 @@ def _build_stt(name: str, s: Settings) -> SpeechToText:
     if name == "whisper":
         from media_server.providers.whisper_stt import WhisperSTT
 
-        return WhisperSTT(workers=s.whisper_workers)
+        return WhisperSTT(workers=s.whisper_workers, backend=s.whisper_backend)
     from media_server.providers.pocketsphinx_stt import PocketsphinxSTT
 
     return PocketsphinxSTT()

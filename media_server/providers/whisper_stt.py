@@ -1,4 +1,4 @@
-"""Embedded speech-to-text: Whisper tiny.en on CTranslate2, off the event loop.
+"""Embedded speech-to-text: Whisper tiny.en (numpy or CTranslate2), off the event loop.
 
 Chosen by ``bench.offline_asr`` over pocketsphinx: on espeak-ng speech it
 makes about a third of the word errors and the scripted agents understand
@@ -8,8 +8,9 @@ end-of-turn policy gets speculative transcripts like a cloud engine's.
 
 CPU: the encoder reads a fixed window whatever the utterance's length;
 ``WINDOW_S`` = 10 s (or the utterance plus 1 s, if longer) costs a quarter of
-Whisper's 30 s for the same words on the bench, ~0.1 CPU-second per second
-of speech against pocketsphinx's ~0.4.
+Whisper's 30 s for the same words on the bench. The numpy backend (default)
+takes about twice the CPU of CTranslate2's int8 (``WHISPER_BACKEND``), both
+less than pocketsphinx (README, "Offline speech recognition").
 
 Bounds: ``workers`` threads decode at once (``WHISPER_WORKERS``), each on one
 core; at most ``max_waiting`` more turns wait for one. Past that a turn is
@@ -55,7 +56,20 @@ class WhisperSTT:
     name = "whisper"
     capabilities = STTCapabilities(streaming=False)
 
-    def __init__(self, *, workers: int = 1, max_waiting: int | None = None) -> None:
+    def __init__(
+        self, *, workers: int = 1, max_waiting: int | None = None, backend: str = "numpy"
+    ) -> None:
+        if backend == "ctranslate2":  # fail at start-up, not on the first turn
+            try:
+                import ctranslate2  # noqa: F401
+            except ImportError as exc:
+                raise ProviderError(
+                    "stt",
+                    "invalid",
+                    "WHISPER_BACKEND=ctranslate2 needs the ctranslate2 package "
+                    "(uv sync --extra ctranslate2, or pip install 'voice-agent[ctranslate2]')",
+                ) from exc
+        self._backend = backend
         self._workers = workers
         self._max_waiting = 4 * workers if max_waiting is None else max_waiting
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="whisper")
@@ -72,7 +86,9 @@ class WhisperSTT:
             if self._model is None:
                 from media_server.providers.whisper_model import WhisperModel
 
-                self._model = WhisperModel(workers=self._workers, window_s=WINDOW_S)
+                self._model = WhisperModel(
+                    workers=self._workers, window_s=WINDOW_S, backend=self._backend
+                )
             return self._model
 
     def _decode(self, pcm: bytes, rate: int, abandoned: threading.Event) -> str:
