@@ -27,6 +27,10 @@ every engine hears the same audio in the same run. Per engine:
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one BLAS thread per call, as the server
+
 import argparse
 import asyncio
 import time

@@ -22,7 +22,7 @@ from tests.e2e.conftest import PHONE, health_sessions, silence, wait_sessions, w
 pytestmark = pytest.mark.e2e
 
 BOOKING = "I would like to book an appointment for tomorrow."
-TURN_S = 30_000  # ms: a whole offline turn (pocketsphinx, scripted, espeak) on a slow CI box
+TURN_S = 30_000  # ms: a whole offline turn (whisper, scripted, espeak) on a slow CI box
 
 
 async def open_page(context, base_url: str) -> Page:
@@ -155,7 +155,7 @@ async def test_spoken_turn_shows_transcript_reply_and_plays_audio(
     latency = await page.get_by_test_id("latency").inner_text()
     assert "Transcript" in latency and "First reply text" in latency, latency
     assert (await page.get_by_test_id("providers").inner_text()).startswith(
-        "offline engines: pocketsphinx · scripted · espeak"
+        "offline engines: whisper · scripted · espeak"
     )
 
     # What the person heard: energy in the agent's inbound audio, as the
