@@ -19,7 +19,7 @@ every engine hears the same audio in the same run. Per engine:
   agent answers as it answers the words actually said, not with its
   "didn't get that".
 
-    uv run python -m bench.offline_asr [--engines pocketsphinx,whisper,whisper-ct2,whisper-30s]
+    uv run python -m bench.offline_asr [--engines pocketsphinx,whisper,whisper-ct2,...]
         [--voices en-us,en,en-us+f3,en-029] [--quick]
 
 ``--quick`` hears two voices and no variants. Writes bench/results/offline_asr.json.
@@ -76,10 +76,12 @@ def pocketsphinx_engine() -> tuple[Recognizer, Callable[[], None]]:
     return recognize, close
 
 
-def whisper_engine(window_s: float, backend: str) -> tuple[Recognizer, Callable[[], None]]:
+def whisper_engine(
+    window_s: float, backend: str, prompt: bool = False
+) -> tuple[Recognizer, Callable[[], None]]:
     from media_server.providers.whisper_model import WhisperModel
 
-    model = WhisperModel(window_s=window_s, backend=backend)
+    model = WhisperModel(window_s=window_s, backend=backend, domain_prompt=prompt)
 
     def recognize(pcm: bytes) -> str:
         return model.transcribe(np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768)
@@ -89,10 +91,11 @@ def whisper_engine(window_s: float, backend: str) -> tuple[Recognizer, Callable[
 
 ENGINES: dict[str, Callable[[], tuple[Recognizer, Callable[[], None]]]] = {
     "pocketsphinx": pocketsphinx_engine,
-    "whisper": lambda: whisper_engine(WINDOW_S, "numpy"),  # as the server runs it
+    "whisper": lambda: whisper_engine(WINDOW_S, "numpy", prompt=True),  # as the server runs it
     # WHISPER_BACKEND=ctranslate2 (needs: uv sync --extra ctranslate2)
-    "whisper-ct2": lambda: whisper_engine(WINDOW_S, "ctranslate2"),
-    "whisper-30s": lambda: whisper_engine(30.0, "numpy"),  # Whisper's own window
+    "whisper-ct2": lambda: whisper_engine(WINDOW_S, "ctranslate2", prompt=True),
+    "whisper-no-prompt": lambda: whisper_engine(WINDOW_S, "numpy"),  # no domain words
+    "whisper-30s": lambda: whisper_engine(30.0, "numpy", prompt=True),  # Whisper's own window
 }
 
 

@@ -29,8 +29,21 @@ N_MELS = 80
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper always encodes 30 s
 # Decoding prompt of an English-only model: no language token.
 PROMPT = ["<|startoftranscript|>", "<|notimestamps|>"]
-# A segment this likely to be no speech at all is dropped (Whisper invents
-# "Thank you." on noise); and so is one whose words are this unlikely on average.
+START_OF_PREVIOUS = 50360  # "<|startofprev|>": text said before, to bias the words
+# " Hello. I would like to book an appointment for next Tuesday, the 8th, at
+# 10:30 am. My name is Sarah Johnson and my number is 415-555-0123. Cancel,
+# reschedule, opening hours, pricing, a demo, a free trial, my password, Wi-Fi
+# and internet." in Whisper's BPE (computed once with the model's
+# tokenizer.json): the agents' words and how to write them, as if said before.
+DOMAIN_PROMPT_IDS = (
+    18435, 13, 314, 561, 588, 284, 1492, 281, 12557, 329, 1306, 3431, 11, 262, 807, 400, 11,
+    379, 838, 25, 1270, 716, 13, 2011, 1438, 318, 10490, 5030, 290, 616, 1271, 318, 40643, 12,
+    31046, 12, 486, 1954, 13, 27910, 11, 581, 2395, 5950, 11, 4756, 2250, 11, 13045, 11, 257,
+    13605, 11, 257, 1479, 4473, 11, 616, 9206, 11, 11759, 12, 10547, 290, 5230, 13,
+)  # fmt: skip
+# Whisper's own rule for "this was no speech" (it invents "Thank you." on
+# noise): likely no speech *and* words this unlikely on average. Either one
+# alone also dropped real, if oddly voiced, turns on the bench.
 NO_SPEECH_DROP = 0.6
 LOGPROB_DROP = -1.0
 
@@ -138,6 +151,7 @@ class WhisperModel:
         workers: int = 1,
         window_s: float = 30.0,
         backend: str = "numpy",
+        domain_prompt: bool = False,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown Whisper backend {backend!r}")
@@ -148,6 +162,7 @@ class WhisperModel:
         # plus 1 s) is far cheaper but drifts from training: bench.offline_asr
         # measures both.
         self.window_s = window_s
+        self._previous = [START_OF_PREVIOUS, *DOMAIN_PROMPT_IDS] if domain_prompt else []
         path = path or model_dir()
         if backend == "numpy":
             from media_server.providers.whisper_numpy import NumpyWhisper
@@ -170,6 +185,7 @@ class WhisperModel:
                 inter_threads=workers,  # parallel calls from `workers` threads
                 intra_threads=1,  # one core per call: the server shares its cores
             )
+            self._ct2_vocab = (path / "vocabulary.txt").read_text().split("\n")
         self._lock = threading.Lock()
         self.calls = 0
 
@@ -186,7 +202,7 @@ class WhisperModel:
             tokens, avg_logprob, no_speech = self._ct2_generate(mel, max_tokens)
         with self._lock:
             self.calls += 1
-        if no_speech > NO_SPEECH_DROP or (tokens and avg_logprob < LOGPROB_DROP):
+        if no_speech > NO_SPEECH_DROP and avg_logprob < LOGPROB_DROP:
             return ""
         return detokenize(tokens)
 
@@ -195,16 +211,17 @@ class WhisperModel:
 
         model = self._numpy
         ids, logprob, no_speech = model.decode(
-            model.encode(mel), [SOT, NO_TIMESTAMPS], max_tokens, self._suppress
+            model.encode(mel), [*self._previous, SOT, NO_TIMESTAMPS], max_tokens, self._suppress
         )
         return [model.vocab[i] for i in ids], logprob / max(len(ids), 1), no_speech
 
     def _ct2_generate(self, mel: np.ndarray, max_tokens: int) -> tuple[list[str], float, float]:
         import ctranslate2
 
+        previous = [self._ct2_vocab[i] for i in self._previous]
         result = self._ct2.generate(
             ctranslate2.StorageView.from_array(mel[None]),
-            [PROMPT],
+            [[*previous, *PROMPT]],
             beam_size=1,
             max_length=max_tokens,
             return_scores=True,  # already the mean log-probability per token

@@ -161,7 +161,7 @@ class NumpyWhisper:
         suppress_ids = np.array(sorted(suppress), dtype=np.int64)
         hidden = self._step(list(prompt), 0, cache, cross)
         # Whisper's no-speech probability is read at the start-of-transcript position.
-        no_speech = float(_softmax(hidden[0] @ embeddings.T)[NO_SPEECH])
+        no_speech = float(_softmax(hidden[prompt.index(SOT)] @ embeddings.T)[NO_SPEECH])
         new: list[int] = []
         logprob_sum = 0.0
         for step in range(max_tokens):
