@@ -13,6 +13,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from media_server.providers.base import Providers
+from media_server.providers.pocketsphinx_stt import PocketsphinxSTT
 from media_server.providers.scripted_llm import ScriptedLLM
 from media_server.session import VoiceSession
 from media_server.types import ChatMessage, ProviderError, ReplyOptions
@@ -89,8 +90,15 @@ async def test_words_show_as_they_are_heard_then_the_final_transcript(
     server_factory, browser, tmp_path: Path
 ):
     # A long wait for an unfinished sentence, so the words of a slow decode
-    # (a loaded CI box) still arrive while the person is paused.
-    server = await server_factory(TURN_MAX_WAIT_MS="5000")
+    # (a loaded CI box) still arrive while the person is paused. The page's
+    # interim words are checked with the streaming recognizer (pocketsphinx):
+    # its words at a pause come at once, where Whisper's speculative decode
+    # may come after a 500 ms pause has already ended the turn.
+    embedded = embedded_providers()
+    streaming = PocketsphinxSTT()
+    server = await server_factory(
+        Providers(stt=streaming, llm=embedded.llm, tts=embedded.tts), TURN_MAX_WAIT_MS="5000"
+    )
     # A pause mid-sentence: the words so far show (greyed) before the turn ends.
     wav = write_wav(
         tmp_path / "paused.wav",
@@ -119,6 +127,8 @@ async def test_words_show_as_they_are_heard_then_the_final_transcript(
     # The turn's own transcript replaces it, and the agent answers that.
     await expect(user).not_to_have_class(re.compile(r"\binterim\b"), timeout=TURN_S)
     await expect(page.get_by_test_id("agent-message").first).to_be_visible(timeout=TURN_S)
+    await server.close()
+    await streaming.close()
 
 
 async def test_spoken_turn_shows_transcript_reply_and_plays_audio(
