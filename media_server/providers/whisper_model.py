@@ -223,7 +223,7 @@ class WhisperModel:
             ctranslate2.StorageView.from_array(mel[None]),
             [[*previous, *PROMPT]],
             beam_size=1,
-            max_length=max_tokens,
+            max_length=len(previous) + len(PROMPT) + max_tokens,  # it counts the prompt too
             return_scores=True,  # already the mean log-probability per token
             return_no_speech_prob=True,
             suppress_blank=True,
