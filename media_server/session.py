@@ -1,10 +1,10 @@
-"""VoiceSession: one browser conversation, from the offer to the last byte.
+"""VoiceSession: one conversation, from the first byte to the last.
 
-It owns the peer connection (rtc/peer.py), the ``events`` channel
-(events.py), the inbound audio, the listener (listening/), the agent's
-outbound track, the conversation (conversation.py) and the watchdog, and it
-holds THE status of the conversation, set in ``_refresh_status`` alone.
-``close(reason)`` releases all of it and is safe to call any number of times.
+It owns the call's transport (``transport.py``: a browser's WebRTC peer by
+default, or a phone line), the listener (listening/), the conversation
+(conversation.py) and the watchdog, and it holds THE status of the
+conversation, set in ``_refresh_status`` alone. ``close(reason)`` releases
+all of it and is safe to call any number of times.
 """
 
 from __future__ import annotations
@@ -14,17 +14,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from media_server import faults, protocol
 from media_server.agents import Agent
-from media_server.audio.inbound import InboundAudio
-from media_server.audio.outbound import AgentAudioTrack
 from media_server.config import Settings
 from media_server.conversation import Conversation
 from media_server.deadlines import StageDeadlines
-from media_server.events import EventChannel
-from media_server.ice_servers import IceServers
 from media_server.interim import InterimTranscripts
 from media_server.listening.end_of_turn import EndOfTurn
 from media_server.listening.listener import (
@@ -43,16 +38,15 @@ from media_server.liveness import Limits, Liveness
 from media_server.log_context import SESSION_ID
 from media_server.metrics import Metrics
 from media_server.providers.base import Providers, SpeechToTextStream
-from media_server.rtc.ice import rtc_configuration
-from media_server.rtc.peer import PeerConnection
+from media_server.rtc.call import WebRtcTransport
 from media_server.text import ConversationHistory
+from media_server.transport import CallHooks, CallTransport
 from media_server.turn import TurnContext
 from media_server.types import ProviderError, Stage
 
 log = logging.getLogger(__name__)
 
 WATCHDOG_INTERVAL_S = 0.5
-INBOUND_CLOSE_TIMEOUT_S = 2.0
 
 
 class VoiceSession:
@@ -66,7 +60,9 @@ class VoiceSession:
         metrics: Metrics,
         on_closed: Callable[[VoiceSession], None] = lambda s: None,
         vad_pool: SileroPool | None = None,
+        transport: CallTransport | None = None,
     ) -> None:
+        """``transport``: the line the call runs on; a WebRTC peer if None."""
         self.session_id = session_id
         SESSION_ID.set(session_id)  # this task's and every task started from it
         self.agent = agent
@@ -75,18 +71,14 @@ class VoiceSession:
         self._on_closed = on_closed
         label = f"session {session_id}"
 
-        # The same servers the page got from /api/ice-servers (fresh TURN
-        # credentials of its own), so a server behind NAT is reachable too.
-        ice = IceServers(settings)
-        self.peer = PeerConnection(
-            rtc_configuration(ice.for_call(), ice.transport_policy),
-            on_track=self._on_track,
-            on_datachannel=self._on_datachannel,
-            on_state=self._on_connection_state,
-            label=label,
-        )
-        self.events = EventChannel(label)
-        self.speaker = AgentAudioTrack(on_late=metrics.outbound_late.inc)
+        if transport is None:
+            rtc = WebRtcTransport(settings, label=label, on_late=metrics.outbound_late.inc)
+            rtc.bind_page(self._on_events_open, self._on_message)
+            transport = rtc
+        self.transport = transport
+        self.events = transport.events
+        self.speaker = transport.speaker
+        transport.bind(CallHooks(self._on_pcm, self._on_connected, self._close_soon))
         # Its Silero model is leased in accept(), off the loop (~100 ms to load).
         self.vad = SessionVad(
             settings.vad_provider,
@@ -136,17 +128,21 @@ class VoiceSession:
         self._fallbacks_told: set[Stage] = set()
         self.status: protocol.Status = "idle"
         self.end_reason: str | None = None
-        self._inbound: InboundAudio | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = asyncio.Event()
 
     async def accept(self, offer_sdp: str) -> str:
-        """Answer an offer; raises ``rtc.peer.OfferError`` for SDP aiortc refuses."""
-        answer = await self.peer.answer(offer_sdp, self.speaker)
+        """Answer a WebRTC offer; raises ``rtc.peer.OfferError`` for SDP aiortc refuses."""
+        assert isinstance(self.transport, WebRtcTransport)
+        answer = await self.transport.answer(offer_sdp)
+        await self.start()
+        return answer
+
+    async def start(self) -> None:
+        """Ready to hear the caller: the VAD model leased, the watchdog on."""
         await asyncio.to_thread(self.vad.lease)
         self._watchdog = asyncio.create_task(self._watch(), name=f"session-{self.session_id}-watch")
-        return answer
 
     def _refresh_status(self) -> None:
         """The one place the status changes: the running turn's phase, else
@@ -164,20 +160,9 @@ class VoiceSession:
             self.status = status
             self.events.send(protocol.status_update(status))
 
-    # ---- peer connection callbacks --------------------------------------
+    # ---- transport callbacks ---------------------------------------------
 
-    def _on_track(self, track: Any) -> None:
-        if track.kind != "audio" or self._inbound is not None or self._closing:
-            return
-        self._inbound = InboundAudio(track, self._on_pcm)
-        self._inbound.start()
-
-    def _on_datachannel(self, channel: Any) -> None:
-        if channel.label != "events" or self.events.attached:
-            return
-        self.events.attach(channel)
-        channel.on("message", self._on_message)
-        channel.on("close", lambda: self._close_soon("peer_closed"))
+    def _on_events_open(self) -> None:
         self.events.send(
             protocol.connection_established(
                 self.session_id, self.agent.name, self.agent.id, self._engine_names()
@@ -185,17 +170,8 @@ class VoiceSession:
         )
         self.events.send(protocol.status_update(self.status))
 
-    def _on_connection_state(self, state: str) -> None:
-        log.info(
-            "session %s: connection %s",
-            self.session_id,
-            state,
-            extra={"session_id": self.session_id, "fields": {"connection": state}},
-        )
-        if state == "connected":
-            self.liveness.connected = True
-        elif state in ("failed", "closed"):
-            self._close_soon(f"peer_{state}")
+    def _on_connected(self) -> None:
+        self.liveness.connected = True
 
     # ---- the person's audio -> the listener's decisions -----------------
 
@@ -335,11 +311,7 @@ class VoiceSession:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            if self._inbound is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._inbound.close(), INBOUND_CLOSE_TIMEOUT_S)
-            self.speaker.stop()
-            await self.peer.close()
+            await self.transport.close()
             self.vad.give_back()
         finally:
             self._closed.set()
