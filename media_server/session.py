@@ -126,6 +126,8 @@ class VoiceSession:
         self.liveness = Liveness(Limits.from_settings(settings), time.monotonic())
         self.errors = faults.ErrorBudget(settings.provider_error_limit)
         self._fallbacks_told: set[Stage] = set()
+        # Run after each turn, however it ended (a phone line's hang-up rule).
+        self.after_turn: list[Callable[[], None]] = []
         self.status: protocol.Status = "idle"
         self.end_reason: str | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -238,6 +240,9 @@ class VoiceSession:
     def _on_turn_done(self) -> None:
         self.liveness.activity(time.monotonic())
         self._refresh_status()
+        for hook in self.after_turn:
+            if not self._closing:
+                hook()
         err = self.errors.exhausted
         if err is None or self._closing:
             return
@@ -265,14 +270,23 @@ class VoiceSession:
             self.liveness.heard_from_page(now, ping=True)
             self.events.send(protocol.pong())
         elif message.type == "text_input":
-            self.liveness.activity(now)
-            self.conversation.start(text=message.text)
-            self._refresh_status()
+            self.text_in(message.text)
         elif message.type == "interrupt":
             if self.conversation.interrupt("client"):
                 self._refresh_status()
         elif message.type == "end_session":
             self._close_soon("client_ended")
+
+    def text_in(self, text: str) -> None:
+        """A turn from text: typed on the page, or keys pressed on a phone."""
+        if self._closing:
+            return
+        self.liveness.activity(time.monotonic())
+        self.conversation.start(text=text)
+        self._refresh_status()
+
+    def close_soon(self, reason: str) -> None:
+        self._close_soon(reason)
 
     # ---- deadlines and teardown ------------------------------------------
 
