@@ -23,9 +23,7 @@ from media_server.types import AudioChunk, ProviderError
 
 
 class SpokenReply:
-    def __init__(
-        self, speaker: Speaker, *, on_first_audio: Callable[[float], None]
-    ) -> None:
+    def __init__(self, speaker: Speaker, *, on_first_audio: Callable[[float], None]) -> None:
         """``on_first_audio(at)``: the reply's first audio frame left the
         speaker at clock time ``at``."""
         self._speaker = speaker

@@ -80,9 +80,7 @@ class WebRtcTransport:
         self._on_page_open()
 
     def _on_connection_state(self, state: str) -> None:
-        log.info(
-            "%s: connection %s", self._label, state, extra={"fields": {"connection": state}}
-        )
+        log.info("%s: connection %s", self._label, state, extra={"fields": {"connection": state}})
         if state == "connected" and self._hooks is not None:
             self._hooks.on_connected()
         elif state in ("failed", "closed"):

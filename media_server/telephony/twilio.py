@@ -54,9 +54,10 @@ def parse(message: str | bytes) -> LineEvent | None:
     if event == "start":
         start = _obj(data, "start")
         media_format = start.get("mediaFormat") or {}
-        if media_format.get("encoding", "audio/x-mulaw") != "audio/x-mulaw" or int(
-            media_format.get("sampleRate", RATE)
-        ) != RATE:
+        if (
+            media_format.get("encoding", "audio/x-mulaw") != "audio/x-mulaw"
+            or int(media_format.get("sampleRate", RATE)) != RATE
+        ):
             raise LineError("only audio/x-mulaw at 8000 Hz is spoken here")
         raw_params = start.get("customParameters") or {}
         if not isinstance(raw_params, dict):
