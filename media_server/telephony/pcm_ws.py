@@ -42,7 +42,7 @@ def parse(message: str | bytes) -> LineEvent | None:
     event = data.get("event")
     if event == "start":
         call_id = data.get("call_id", "")
-        params = data.get("parameters") or {}
+        params = data.get("parameters", {})
         if not isinstance(call_id, str) or len(call_id) > _MAX_NAME or not isinstance(params, dict):
             raise LineError("'call_id' must be a string and 'parameters' an object")
         parameters = {str(k)[:_MAX_NAME]: str(v)[:1024] for k, v in list(params.items())[:32]}
