@@ -25,6 +25,7 @@ import aiohttp
 import numpy as np
 
 from media_server.audio.pcm import PcmResampler
+from tests.voice_client import VOICED_RMS
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -34,7 +35,6 @@ with warnings.catch_warnings():
         audioop = None
 
 FRAME_S = 0.02
-VOICED_RMS = 500.0
 
 
 def lin2ulaw(pcm: bytes) -> bytes:
@@ -92,6 +92,8 @@ class PhoneClient:
         self._play_end = 0.0
         self._pending_marks: dict[str, asyncio.TimerHandle] = {}
         self.closed = asyncio.Event()
+        self.speech_sent = asyncio.Event()  # the last queued speech frame went out
+        self.speech_sent_at = 0.0
         self.sid = "MZ" + "0" * 30
 
     # -- the call -----------------------------------------------------------
@@ -126,6 +128,7 @@ class PhoneClient:
         fb = self._frame_bytes
         pcm = pcm.ljust(len(pcm) + (-len(pcm)) % fb, b"\x00")
         self._to_send.extend(pcm[i : i + fb] for i in range(0, len(pcm), fb))
+        self.speech_sent.clear()
         return len(pcm) / 2 / self.rate
 
     async def press(self, digit: str) -> None:
@@ -174,7 +177,8 @@ class PhoneClient:
         n = 0
         silence = bytes(self._frame_bytes)
         while True:
-            frame = self._to_send.pop(0) if self._to_send else silence
+            speaking = bool(self._to_send)
+            frame = self._to_send.pop(0) if speaking else silence
             if self.kind == "twilio":
                 payload = base64.b64encode(lin2ulaw(frame)).decode("ascii")
                 await self._send_json(
@@ -191,6 +195,9 @@ class PhoneClient:
                 )
             else:
                 await self._ws.send_bytes(frame)  # type: ignore[union-attr]
+            if speaking and not self._to_send:
+                self.speech_sent_at = time.monotonic()
+                self.speech_sent.set()
             n += 1
             await asyncio.sleep(max(0.0, start + n * FRAME_S - time.monotonic()))
 
