@@ -24,6 +24,8 @@ from media_server.telephony.call import PhoneCall, PhoneLine
 from media_server.telephony.line import Carrier, LineError, Started
 from media_server.telephony.pcm_ws import PcmWsCarrier
 from media_server.telephony.twilio import TwilioCarrier
+from signaling.offer import _admit as admit
+from signaling.offer import _Reject as Rejected
 from signaling.registry import CapacityError, SessionRegistry
 from signaling.shared import SharedState, SharedStateUnavailable
 from signaling.state import (
@@ -60,6 +62,12 @@ async def twilio_stream(request: web.Request) -> web.StreamResponse:
 
 
 async def pcm_stream(request: web.Request) -> web.StreamResponse:
+    # Open to any client without AUTH_SECRET, as offers are: the same
+    # per-address rate limit, drain and Origin checks first.
+    try:
+        await admit(request)
+    except Rejected as rejected:
+        return rejected.response
     return await _serve(request, PcmWsCarrier(), _pcm_token)
 
 
