@@ -17,7 +17,6 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from media_server.deadlines import StageDeadlines
 from media_server.metrics import Metrics
 from media_server.session import VoiceSession
 from media_server.telephony.call import PhoneCall, PhoneLine
@@ -92,7 +91,7 @@ async def _serve(request: web.Request, carrier: Carrier, token_of: Any) -> web.S
         session = await _open_call(request, carrier, started, verifier, token, agent, ws)
         line = session.transport
         assert isinstance(line, PhoneLine)
-        call = PhoneCall(session, line, StageDeadlines.from_settings(app[SETTINGS_KEY]))
+        call = PhoneCall(session, line)
         await session.start()
         call.answer()
         await _pump(ws, carrier, line)
@@ -103,7 +102,6 @@ async def _serve(request: web.Request, carrier: Carrier, token_of: Any) -> web.S
         await ws.close(code=refused.code, message=refused.reason.encode())
     finally:
         if call is not None:
-            await call.aclose()
             await call.session.close("line_closed")  # no-op when already closed
     return ws
 

@@ -18,13 +18,12 @@ import time
 from collections.abc import Awaitable, Callable
 
 from media_server.audio.pcm import PcmResampler
-from media_server.deadlines import StageDeadlines
 from media_server.providers.scripted.common import INTROS
 from media_server.session import VoiceSession
-from media_server.spoken import SpokenReply
 from media_server.telephony.line import Audio, Carrier, Dtmf, LineEvent, Marked, Started, Stopped
 from media_server.telephony.speaker import PhoneSpeaker
 from media_server.transport import CallHooks, NoEvents
+from media_server.turn import Turn, TurnResult, wait_played
 from media_server.types import ProviderError
 
 log = logging.getLogger(__name__)
@@ -100,26 +99,45 @@ class PhoneLine:
             await asyncio.wait_for(self._close_ws(), WS_CLOSE_TIMEOUT_S)
 
 
+class Greeting(Turn):
+    """The agent's first words on answer: a fixed sentence spoken like a
+    reply (the caller can talk over it; the history keeps what was heard)."""
+
+    async def run(self) -> TurnResult:
+        self.begun = True
+        text = self.text or ""
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        pieces.put_nowait(text)
+        pieces.put_nowait(None)
+        try:
+            await self._speak(pieces)
+            await wait_played(self.ctx.speaker)
+        except ProviderError as err:
+            log.warning("greeting not spoken: %s (%s)", err.stage, err.kind)
+            self.record_heard()
+            return TurnResult("error", reply=text, error=err)
+        except asyncio.CancelledError:
+            self.record_heard()
+            raise
+        self._heard_recorded = True
+        self.ctx.history.add_assistant(text)
+        return TurnResult("completed", reply=text)
+
+
 class PhoneCall:
     """The phone's own manners around a session on a ``PhoneLine``."""
 
-    def __init__(self, session: VoiceSession, line: PhoneLine, deadlines: StageDeadlines) -> None:
+    def __init__(self, session: VoiceSession, line: PhoneLine) -> None:
         self.session = session
         self.line = line
-        self._deadlines = deadlines
-        self._greeting: asyncio.Task[None] | None = None
         line.on_dtmf = self._on_dtmf
         session.after_turn.append(self._hang_up_after_goodbye)
 
     def answer(self) -> None:
-        """Greet the caller (a turn they may talk over like any other)."""
-        self._greeting = asyncio.create_task(self._greet(), name="phone-greeting")
-
-    async def aclose(self) -> None:
-        if self._greeting is not None:
-            self._greeting.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._greeting
+        """Greet the caller: a turn of the agent's own."""
+        agent = self.session.agent
+        text = greeting_for(agent.persona, agent.name)
+        self.session.conversation.open_with(lambda ctx, turn_id: Greeting(ctx, turn_id, text=text))
 
     def _on_dtmf(self, digit: str) -> None:
         self.session.text_in(f"The caller pressed {digit}.")
@@ -138,21 +156,6 @@ class PhoneCall:
         if _CALLER_BYE.search(recent[0].content) and _AGENT_BYE.search(recent[1].content):
             log.info("%s: goodbye said; hanging up", self.line.kind)
             self.end_call()
-
-    async def _greet(self) -> None:
-        session = self.session
-        agent = session.agent
-        text = greeting_for(agent.persona, agent.name)
-        spoken = SpokenReply(session.speaker, on_first_audio=lambda at: None)
-        try:
-            await spoken.say(text, session.providers.tts, agent.voice_for, self._deadlines)
-            session.speaker.end_of_reply()
-            target = session.speaker.played_samples + session.speaker.queued_samples
-            await session.speaker.wait_until_played(target, timeout=30.0)
-        except ProviderError as err:
-            log.warning("greeting not spoken: %s (%s)", err.stage, err.kind)
-        finally:
-            session.history.add_assistant(spoken.heard())
 
 
 def greeting_for(persona: str, name: str) -> str:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from media_server.providers import build_providers
 from signaling.app import create_app
+from signaling.state import REGISTRY_KEY
 from signaling.tokens import mint_token
 from signaling.twilio_webhook import twilio_signature
 from tests.audio_fixtures import speech_48k
@@ -88,9 +89,19 @@ def last_voiced(client: PhoneClient) -> float:
     return voiced[-1] if voiced else float("inf")
 
 
-async def until_quiet(client: PhoneClient, quiet_s: float = 0.4, timeout: float = 15) -> None:
-    """The agent has said something and then nothing for ``quiet_s``."""
-    await wait_until(lambda: time.monotonic() - last_voiced(client) > quiet_s, timeout)
+async def until_quiet(
+    client: PhoneClient, since: float = 0.0, quiet_s: float = 0.4, timeout: float = 15
+) -> None:
+    """The agent has said something after ``since`` and then nothing for ``quiet_s``."""
+
+    def quiet() -> bool:
+        return bool(client.voiced_since(since)) and time.monotonic() - last_voiced(client) > quiet_s
+
+    await wait_until(quiet, timeout)
+
+
+def idle(server) -> bool:
+    return all(not s.conversation.busy for s in server.app[REGISTRY_KEY])
 
 
 def chats(openai) -> list[list[dict]]:
@@ -175,17 +186,22 @@ async def test_a_key_press_reaches_the_agent_and_goodbye_hangs_up(server_factory
         try:
             await until_quiet(client)
             openai.knobs.reply = "You pressed three."
+            pressed_at = time.monotonic()
             await client.press("3")
             await wait_until(lambda: chats(openai), timeout=10)
             assert chats(openai)[-1][-1] == {"role": "user", "content": "The caller pressed 3."}
-            await until_quiet(client)
-            assert server.session_count == 1
-            # "bye" said (here typed: the fake STT hears nothing) and answered
-            # with a goodbye: the agent hangs up once it was heard.
+            await until_quiet(client, since=pressed_at)
+            await wait_until(lambda: idle(server), timeout=5)
+            # A goodbye from the agent alone does not hang up: the caller said none.
             openai.knobs.reply = "Have a great day, goodbye!"
-            await client.press("#")  # a turn whose words we set below
+            pressed_at = time.monotonic()
+            await client.press("#")
             await wait_until(lambda: len(chats(openai)) >= 2, timeout=10)
-            assert server.session_count == 1  # "pressed #" is no goodbye
+            await until_quiet(client, since=pressed_at)
+            await wait_until(lambda: idle(server), timeout=5)
+            assert server.session_count == 1
+            # The caller says bye and the agent answers with a goodbye: it
+            # hangs up once its goodbye was heard.
             openai.knobs.transcript = "Thanks, bye."
             client.say(speech_48k("thanks, bye"))
             await asyncio.wait_for(client.closed.wait(), 20)
@@ -193,6 +209,25 @@ async def test_a_key_press_reaches_the_agent_and_goodbye_hangs_up(server_factory
             await client.close()
         await wait_until(lambda: server.session_count == 0, timeout=5)
         assert 'reason="agent_hung_up"' in await metrics_text(server)
+
+
+async def test_the_greeting_can_be_talked_over(server_factory):
+    async with engines(transcript="", reply="Sure.", audio_s=4.0) as (openai, providers):
+        server = await server_factory(providers=providers, twilio_auth_token=AUTH_TOKEN)
+        client = await dial(server, "twilio")
+        try:
+            await wait_until(lambda: client.voiced_since(0), timeout=10)
+            client.say(speech_48k("hello, hello, is anybody there?"))
+            await wait_until(lambda: client.clears, timeout=10)
+            await asyncio.sleep(0.5)
+            assert not client.voiced_since(client.clears[0] + 0.3)
+            await client.press("1")
+            await wait_until(lambda: chats(openai), timeout=10)
+            # Nothing of the greeting was confirmed heard: the model sees none of it.
+            assert [m["role"] for m in chats(openai)[-1]] == ["system", "user"]
+        finally:
+            await client.hang_up()
+        await wait_until(lambda: server.session_count == 0, timeout=5)
 
 
 async def test_the_webhook_checks_the_signature(server_factory):
