@@ -153,6 +153,7 @@ async def test_barge_in_sends_clear_and_the_history_keeps_only_marked_sentences(
         client = await dial(server, kind)
         try:
             await until_quiet(client)
+            await wait_until(lambda: idle(server), timeout=5)  # the greeting's marks are in
             before = len(client.marks_echoed)
             await client.press("1")  # "tell me everything"
             await wait_until(lambda: len(client.marks_echoed) > before, timeout=15)
