@@ -136,7 +136,8 @@ class VoiceSession:
 
     async def accept(self, offer_sdp: str) -> str:
         """Answer a WebRTC offer; raises ``rtc.peer.OfferError`` for SDP aiortc refuses."""
-        assert isinstance(self.transport, WebRtcTransport)
+        if not isinstance(self.transport, WebRtcTransport):
+            raise TypeError("accept() answers WebRTC offers; a phone line starts with start()")
         answer = await self.transport.answer(offer_sdp)
         await self.start()
         return answer

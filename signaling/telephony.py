@@ -88,9 +88,7 @@ async def _serve(request: web.Request, carrier: Carrier, token_of: Any) -> web.S
         started = await _wait_start(ws, carrier)
         verifier, token = token_of(request, started)
         agent = _agent(request, started)
-        session = await _open_call(request, carrier, started, verifier, token, agent, ws)
-        line = session.transport
-        assert isinstance(line, PhoneLine)
+        session, line = await _open_call(request, carrier, started, verifier, token, agent, ws)
         call = PhoneCall(session, line)
         await session.start()
         call.answer()
@@ -146,7 +144,7 @@ async def _open_call(
     token: Any,
     agent: Any,
     ws: web.WebSocketResponse,
-) -> VoiceSession:
+) -> tuple[VoiceSession, PhoneLine]:
     app = request.app
     checked = None
     if verifier is not None:
@@ -184,7 +182,7 @@ async def _open_call(
     m.sessions_total.inc()
     m.calls.labels(transport=carrier.name).inc()
     log.info("%s call %s answered by %s", carrier.name, started.call_id[:64], agent.id)
-    return session
+    return session, line
 
 
 async def _spend(verifier: TokenVerifier, token: Any, shared: SharedState | None) -> None:
