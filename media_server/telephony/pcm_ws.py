@@ -28,7 +28,7 @@ def _identity(pcm: bytes) -> bytes:
     return pcm
 
 
-def parse(message: str | bytes) -> LineEvent | None:
+def _parse(message: str | bytes) -> LineEvent | None:
     if isinstance(message, bytes):
         if len(message) % 2 or len(message) > MAX_AUDIO_BYTES:
             raise LineError("audio must be whole 16-bit samples, at most 64 KiB a message")
@@ -60,6 +60,16 @@ def parse(message: str | bytes) -> LineEvent | None:
     if event == "stop":
         return Stopped()
     raise LineError(f"unknown event {str(event)[:40]!r}")
+
+
+def parse(message: str | bytes) -> LineEvent | None:
+    """One message; raises ``LineError`` for anything the protocol does not allow."""
+    try:
+        return _parse(message)
+    except LineError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # odd shapes, odd types
+        raise LineError(f"malformed message ({type(exc).__name__})") from None
 
 
 class PcmWire:

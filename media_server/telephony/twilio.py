@@ -38,7 +38,7 @@ def _text(obj: dict[str, Any], key: str, *, limit: int = _MAX_NAME) -> str:
     return value
 
 
-def parse(message: str | bytes) -> LineEvent | None:
+def _parse(message: str | bytes) -> LineEvent | None:
     """One Twilio message; raises ``LineError`` for one that breaks the protocol."""
     if isinstance(message, bytes):
         raise LineError("Twilio sends text messages only")
@@ -97,6 +97,16 @@ def mark(stream_sid: str, name: str) -> str:
 
 def clear(stream_sid: str) -> str:
     return json.dumps({"event": "clear", "streamSid": stream_sid})
+
+
+def parse(message: str | bytes) -> LineEvent | None:
+    """One message; raises ``LineError`` for anything the protocol does not allow."""
+    try:
+        return _parse(message)
+    except LineError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # odd shapes, odd types
+        raise LineError(f"malformed message ({type(exc).__name__})") from None
 
 
 class TwilioWire:

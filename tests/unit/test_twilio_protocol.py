@@ -79,6 +79,11 @@ def test_the_messages_twilio_sends_are_read() -> None:
             event="start",
             start={"streamSid": SID, "callSid": "CA1", "mediaFormat": {"encoding": "audio/l16"}},
         ),
+        _msg(
+            event="start",
+            start={"streamSid": SID, "callSid": "CA1", "mediaFormat": {"sampleRate": "abc"}},
+        ),
+        _msg(event="start", start={"streamSid": SID, "callSid": "CA1", "mediaFormat": [1]}),
         _msg(event="media", media={"payload": "!!not base64!!"}),
         _msg(event="media", media={"payload": "A" * (twilio.MAX_PAYLOAD_CHARS + 4)}),
         _msg(event="mark", mark={}),
@@ -112,6 +117,12 @@ def test_the_generic_stream_reads_l16_and_json() -> None:
     assert pcm_ws.parse(_msg(event="mark", name="n")) == Marked("n")
     assert pcm_ws.parse(_msg(event="dtmf", digit="7")) == Dtmf("7")
     assert pcm_ws.parse(_msg(event="stop")) == Stopped()
-    for bad in (b"\x01", _msg(event="dtmf", digit="77"), _msg(event="start", parameters=[])):
+    bad_ones = (
+        b"\x01",
+        _msg(event="dtmf", digit="77"),
+        _msg(event="dtmf", digit=["7"]),
+        _msg(event="start", parameters=[]),
+    )
+    for bad in bad_ones:
         with pytest.raises(LineError):
             pcm_ws.parse(bad)
