@@ -42,7 +42,7 @@ from media_server.rtc.call import WebRtcTransport
 from media_server.text import ConversationHistory
 from media_server.transport import CallHooks, CallTransport
 from media_server.turn import TurnContext
-from media_server.types import ProviderError, Stage
+from media_server.types import Stage
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class VoiceSession:
         self.transport = transport
         self.events = transport.events
         self.speaker = transport.speaker
-        transport.bind(CallHooks(self._on_pcm, self._on_connected, self._close_soon))
+        transport.bind(CallHooks(self._on_pcm, self._on_connected, self.close_soon))
         # Its Silero model is leased in accept(), off the loop (~100 ms to load).
         self.vad = SessionVad(
             settings.vad_provider,
@@ -95,6 +95,7 @@ class VoiceSession:
             open_stream=self._open_stt_stream,
         )
         self.history = ConversationHistory(settings.history_max_messages)
+        self.faults = faults.CallFaults(settings.provider_error_limit, metrics, self.events.send)
         self.conversation = Conversation(
             TurnContext(
                 agent=agent,
@@ -104,7 +105,7 @@ class VoiceSession:
                 deadlines=StageDeadlines.from_settings(settings),
                 send=self.events.send,
                 on_phase=self._refresh_status,
-                on_stage_result=self._on_stage_result,
+                on_stage_result=self.faults.stage_result,
                 observe=metrics.observe_stage,
                 on_fallback=self._on_fallback,
             ),
@@ -124,8 +125,6 @@ class VoiceSession:
             label=label,
         )
         self.liveness = Liveness(Limits.from_settings(settings), time.monotonic())
-        self.errors = faults.ErrorBudget(settings.provider_error_limit)
-        self._fallbacks_told: set[Stage] = set()
         # Run after each turn, however it ended (a phone line's hang-up rule).
         self.after_turn: list[Callable[[], None]] = []
         self.status: protocol.Status = "idle"
@@ -168,7 +167,7 @@ class VoiceSession:
     def _on_events_open(self) -> None:
         self.events.send(
             protocol.connection_established(
-                self.session_id, self.agent.name, self.agent.id, self._engine_names()
+                self.session_id, self.agent.name, self.agent.id, self.providers.names.by_stage()
             )
         )
         self.events.send(protocol.status_update(self.status))
@@ -220,23 +219,8 @@ class VoiceSession:
 
     # ---- faults ----------------------------------------------------------
 
-    def _on_stage_result(self, stage: Stage, err: ProviderError | None) -> None:
-        if err is not None:
-            self.metrics.errors.labels(stage=stage, kind=err.kind).inc()
-        self.errors.record(stage, err)
-
     def _on_fallback(self, stage: Stage, from_engine: str, to_engine: str) -> None:
-        self.metrics.fallbacks.labels(stage=stage, **{"from": from_engine, "to": to_engine}).inc()
-        if stage in self._fallbacks_told:
-            return  # one notice a stage per call is enough
-        self._fallbacks_told.add(stage)
-        message = faults.fallback_message(stage)
-        names = self._engine_names()
-        self.events.send(protocol.provider_fallback(stage, from_engine, to_engine, message, names))
-
-    def _engine_names(self) -> dict[str, str]:
-        names = self.providers.names
-        return {"stt": names.stt, "llm": names.llm, "tts": names.tts}
+        self.faults.fallback(stage, from_engine, to_engine, self.providers.names.by_stage())
 
     def _on_turn_done(self) -> None:
         self.liveness.activity(time.monotonic())
@@ -244,18 +228,8 @@ class VoiceSession:
         for hook in self.after_turn:
             if not self._closing:
                 hook()
-        err = self.errors.exhausted
-        if err is None or self._closing:
-            return
-        log.warning(
-            "session %s: ending, %s provider unavailable (%s, %d in a row)",
-            self.session_id,
-            err.stage,
-            err.kind,
-            self.errors.failures(err.stage),
-        )
-        self.events.send(faults.session_ended_event(err))
-        self._close_soon("provider_unavailable")
+        if not self._closing and self.faults.end_if_exhausted(f"session {self.session_id}"):
+            self.close_soon("provider_unavailable")
 
     # ---- data channel in -------------------------------------------------
 
@@ -276,7 +250,7 @@ class VoiceSession:
             if self.conversation.interrupt("client"):
                 self._refresh_status()
         elif message.type == "end_session":
-            self._close_soon("client_ended")
+            self.close_soon("client_ended")
 
     def text_in(self, text: str) -> None:
         """A turn from text: typed on the page, or keys pressed on a phone."""
@@ -286,9 +260,6 @@ class VoiceSession:
         self.conversation.start(text=text)
         self._refresh_status()
 
-    def close_soon(self, reason: str) -> None:
-        self._close_soon(reason)
-
     # ---- deadlines and teardown ------------------------------------------
 
     async def _watch(self) -> None:
@@ -296,9 +267,9 @@ class VoiceSession:
             await asyncio.sleep(WATCHDOG_INTERVAL_S)
             reason = self.liveness.expired(time.monotonic(), busy=self.conversation.busy)
             if reason is not None:
-                self._close_soon(reason)
+                self.close_soon(reason)
 
-    def _close_soon(self, reason: str) -> None:
+    def close_soon(self, reason: str) -> None:
         if not self._closing:
             asyncio.get_running_loop().create_task(self.close(reason))
 
