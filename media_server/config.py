@@ -96,6 +96,10 @@ class Settings:
     # Speculative transcriptions of a turn while it is spoken (batch cloud
     # STT only; each one is a billed request).
     turn_max_speculative: int = 3
+    # "on": the LLM starts on such a transcript at the pause, before the turn
+    # ends (preemptive.py); its tokens are thrown away if the person goes on.
+    # With "silence" too, pauses are then transcribed (TURN_MAX_SPECULATIVE).
+    preemptive_reply: str = "on"
     vad_preroll_ms: int = 300
     vad_min_speech_ms: int = 250
     vad_max_utterance_s: float = 30.0
@@ -216,6 +220,8 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return chain_of(name, raw, LLM_CHOICES)
     if attr == "tts_provider":
         return chain_of(name, raw, TTS_CHOICES)
+    if attr == "preemptive_reply":
+        return one_of(name, raw, ("on", "off"))
     if attr == "vad_provider":
         return one_of(name, raw, VAD_PROVIDERS)
     if attr == "turn_detector":
