@@ -51,6 +51,10 @@ async def serve(args: argparse.Namespace) -> None:
         },
         chunk_size=args.tts_chunk_size,
     )
+    # Realtime transcription (STT_PROVIDER=openai-realtime): each commit's
+    # transcript after the same STT latency as a batch request.
+    openai.realtime.knobs.delay_s = args.first_byte_delay
+    openai.realtime.knobs.transcripts = [args.transcript]
     eleven = await start_elevenlabs_fake(
         first_byte_delay_s=args.tts_delay,
         audio=mp3_bytes(args.tts_seconds),

@@ -31,7 +31,7 @@ from media_server.config_values import (
     url,
 )
 
-STT_CHOICES = ("auto", "openai", "pocketsphinx")
+STT_CHOICES = ("auto", "openai", "openai-realtime", "pocketsphinx")
 TURN_DETECTORS = ("auto", "silence", "lexical")
 VAD_PROVIDERS = ("silero", "webrtcvad")
 LLM_CHOICES = ("auto", "openai", "scripted")
@@ -56,6 +56,8 @@ class Settings:
     openai_base_url: str = ""
     openai_model: str = "gpt-4o-mini"
     openai_stt_model: str = "whisper-1"
+    # STT_PROVIDER=openai-realtime: streamed while spoken (its fallback is OPENAI_STT_MODEL).
+    openai_realtime_stt_model: str = "gpt-4o-mini-transcribe"
     openai_tts_model: str = "gpt-4o-mini-tts"
     stt_language: str = ""
     elevenlabs_api_key: str = field(default="", repr=False)
@@ -262,7 +264,10 @@ def _convert(attr: str, name: str, raw: str) -> Any:
 
 
 def _check_providers(s: Settings) -> None:
-    needs = {"openai": ("OPENAI_API_KEY", s.openai_configured)}
+    needs = {
+        "openai": ("OPENAI_API_KEY", s.openai_configured),
+        "openai-realtime": ("OPENAI_API_KEY", s.openai_configured),
+    }
     needs_tts = {**needs, "elevenlabs": ("ELEVENLABS_API_KEY", s.elevenlabs_configured)}
     for name, chain, keys in (
         ("STT_PROVIDER", s.stt_provider, needs),
