@@ -5,7 +5,9 @@ Three systems answer the same spoken turns from the same aiortc client
 fakes (bench.fakes_server: STT 150 ms, LLM first token 200 ms + 20 ms a
 token, TTS first byte 100 ms then 4 KiB every 20 ms, PCM 24 kHz):
 
-- ours: ``TURN_DETECTOR=silence``, ``TURN_SILENCE_MS=400``;
+- ours: ``TURN_DETECTOR=silence``, ``TURN_SILENCE_MS=400`` (``ours-realtime``:
+  the same with ``STT_PROVIDER=openai-realtime``, the fake's realtime
+  transcription answering each commit after the same 150 ms);
 - Pipecat 1.14 SmallWebRTC, Silero VAD ``stop_secs=0.4`` ending the turn;
 - Pipecat 1.14 SmallWebRTC, its default Smart Turn v3 analyzer.
 
@@ -207,6 +209,10 @@ def summary(name: str, rows: list[dict]) -> dict[str, Any]:
     }
 
 
+STAGES = ("end_of_turn_wait_ms", "transcript_ms", "first_token_ms", "first_tts_byte_ms")
+STAGES += ("first_audio_ms",)
+
+
 async def measure(client: VoiceClient, log_url: str, turns: int, agent: str) -> list[dict]:
     try:
         await client.connect(agent)
@@ -216,7 +222,13 @@ async def measure(client: VoiceClient, log_url: str, turns: int, agent: str) -> 
         await client.close()
     async with aiohttp.ClientSession() as http, http.get(f"{log_url}/requests") as r:
         requests = await r.json()
-    return place_requests(timeline, requests)
+    rows = place_requests(timeline, requests)
+    # Our server's own account of each turn (ms from its end of speech); the
+    # first turn is the uncounted warm-up, as in run_turns.
+    metrics = [e for e in client.events if e.get("type") == "turn_metrics"][1:]
+    for row, m in zip(rows, metrics, strict=False):
+        row["server"] = {k: m.get(k) for k in STAGES}
+    return rows
 
 
 async def run(turns: int, systems: list[str]) -> dict[str, Any]:
@@ -234,14 +246,30 @@ async def run(turns: int, systems: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {"rows": [], "turns": {}}
     async with fakes as urls:
         for system in systems:
-            if system == "ours":
-                rows = await measure_ours(urls, turns)
+            if system.startswith("ours"):
+                stt = "openai-realtime" if system == "ours-realtime" else "openai"
+                rows = await measure_ours(urls, turns, stt)
             else:
                 async with pipecat_bot(urls["openai"], system.split("-")[1]) as url:
                     rows = await measure(PipecatClient(url), urls["log"], turns, "")
             results["turns"][system] = rows
             results["rows"].append(summary(system, rows))
     table = results["rows"]
+    staged = []
+    for system in (s for s in systems if s.startswith("ours")):
+        server = [t["server"] for t in results["turns"][system] if "server" in t]
+        stages = {k: percentile([m[k] for m in server if m[k] is not None], 50) for k in STAGES}
+        # End of turn -> final transcript: the part of STT that is left when the turn ends.
+        eot_to_text = [
+            m["transcript_ms"] - m["end_of_turn_wait_ms"]
+            for m in server
+            if m["transcript_ms"] is not None and m["end_of_turn_wait_ms"] is not None
+        ]
+        staged.append({"system": system, **stages, "eot_to_text": percentile(eot_to_text, 50)})
+    results["server_stages_p50"] = staged
+    if staged:
+        print("our server's own stages (median ms from its end of speech):")
+        print_table(staged, list(staged[0]))
     ours = next((r for r in table if r["system"] == "ours"), None)
     for row in table:
         if ours and row["v2v_net_p50"] and ours["v2v_net_p50"] is not None:
@@ -253,13 +281,13 @@ async def run(turns: int, systems: list[str]) -> dict[str, Any]:
     return results
 
 
-async def measure_ours(urls: dict[str, str], turns: int) -> list[dict]:
+async def measure_ours(urls: dict[str, str], turns: int, stt: str) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         agents = Path(tmp) / "agents.toml"
         agents.write_text(BENCH_AGENT)
         env = {
             **fakes_env(urls),
-            "STT_PROVIDER": "openai",
+            "STT_PROVIDER": stt,
             "LLM_PROVIDER": "openai",
             "TTS_PROVIDER": "elevenlabs",
             "ELEVENLABS_OUTPUT_FORMAT": "pcm_24000",
@@ -275,7 +303,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=8)
     parser.add_argument(
-        "--systems", default="ours,pipecat-vad,pipecat-smart", help="comma-separated"
+        "--systems",
+        default="ours,ours-realtime,pipecat-vad,pipecat-smart",
+        help="comma-separated",
     )
     parser.add_argument("--setup", action="store_true", help="only create the Pipecat venv")
     args = parser.parse_args()
