@@ -72,7 +72,8 @@ class InterimTranscripts:
         source: Callable[[], Awaitable[Transcript]]
         if stream is not None:
             source = stream.interim
-            covers_turn = False  # its final decode is better: the turn finishes it
+            # A partial decode: its final one is better, the turn finishes it.
+            covers_turn = self._stt.capabilities.final_interims
         elif not self._stt.capabilities.streaming and self._speculative < self._max_speculative:
             self._speculative += 1
             self._metrics.speculative_stt.inc()

@@ -214,7 +214,8 @@ def _connection_error(exc: Exception) -> ProviderError:
 
 class OpenAIRealtimeSTT:
     name = "openai-realtime"
-    capabilities = STTCapabilities(streaming=True)
+    # An interim commits the audio so far and waits for its transcript.
+    capabilities = STTCapabilities(streaming=True, final_interims=True)
 
     def __init__(
         self,

@@ -13,8 +13,14 @@ from media_server.providers.openai_realtime_stt import OpenAIRealtimeSTT
 from media_server.providers.openai_stt import OpenAISTT
 from media_server.transcription import transcribe
 from media_server.types import ProviderError, Utterance
-from tests.audio_fixtures import silence, sine
+from tests.audio_fixtures import silence, sine, speech_like
+from tests.fakes.engines import FakeLLM, FakeTTS, fake_providers
 from tests.fakes.openai_fake import OpenAIFake, start_openai_fake
+from tests.fakes.pipeline import wait_until
+from tests.unit import test_session
+
+calls = test_session.calls  # the session fixture: opens calls, checks nothing is left
+SILENCE = {"turn_detector": "silence", "turn_silence_ms": 400}
 
 KEY = "sk-test-realtime-0123456789abcdef"
 BYTES_24K = 48000  # a second of PCM16 at 24 kHz
@@ -113,3 +119,22 @@ async def test_a_refused_key_fails_the_stream_without_showing_the_key(
         assert fake.realtime.sessions == []  # refused at the upgrade
     finally:
         await stt.close()
+
+
+async def test_a_pause_transcript_starts_the_reply_and_stands_for_the_turn(
+    fake: OpenAIFake, stt: OpenAIRealtimeSTT, calls
+) -> None:
+    fake.realtime.knobs.transcripts = ["I would like an appointment", "never asked"]
+    llm = FakeLLM("Sure, what day?")
+    call = calls(fake_providers(stt=stt, llm=llm, tts=FakeTTS(audio_ms=60)), **SILENCE)
+    call.say(speech_like(0.6) + silence(0.2))
+    # The pause was committed and transcribed over the socket, and the model asked.
+    await wait_until(lambda: len(llm.calls) == 1)
+    assert not call.session.conversation.busy and call.sent.of("llm_response") == []
+    call.say(silence(0.4))
+    final = await call.sent.wait_for("llm_response", is_final=True)
+    assert final["text"] == "Sure, what day?" and len(llm.calls) == 1
+    [session] = fake.realtime.sessions
+    assert len(session.committed) == 1  # the turn's end asked for nothing more
+    assert call.sent.of("transcription", is_final=True)[0]["text"] == "I would like an appointment"
+    assert not any(r.path.endswith("/transcriptions") for r in fake.requests)
