@@ -125,14 +125,17 @@ class AdoptedLLM:
         self._reply: PreemptiveReply | None = reply
 
     def stream_reply(
-        self, messages: Sequence[ChatMessage], options: ReplyOptions
+        self, messages: Sequence[ChatMessage], options: ReplyOptions, **more: object
     ) -> AsyncIterator[str]:
+        """``more``: whatever else a turn may pass its model (tools, ...): a
+        request with any is not the one the preemptive reply made."""
         reply, self._reply = self._reply, None
-        if reply is not None and tuple(messages) == reply.messages and options == reply.options:
+        same = tuple(messages) == getattr(reply, "messages", None) and not more
+        if reply is not None and same and options == reply.options:
             return reply.deltas()
         if reply is not None:
             reply.cancel()
-        return self._llm.stream_reply(messages, options)
+        return self._llm.stream_reply(messages, options, **more)
 
     def __getattr__(self, name: str) -> object:
         # Anything else a turn asks of its model is the engine's.
