@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -209,6 +210,14 @@ def summary(name: str, rows: list[dict]) -> dict[str, Any]:
     }
 
 
+PROM_LINE = re.compile(r"^(voice_agent_\S+) (\S+)$", re.M)  # name{labels} value
+PREEMPTIVE_METRICS = {
+    "speculative_stt": "voice_agent_speculative_stt_total",
+    "started": 'voice_agent_preemptive_replies_total{outcome="started"',
+    "adopted": 'voice_agent_preemptive_replies_total{outcome="adopted"',
+    "discarded": 'voice_agent_preemptive_replies_total{outcome="discarded"',
+    "wasted_tokens": "voice_agent_preemptive_wasted_tokens_total",
+}
 STAGES = ("end_of_turn_wait_ms", "transcript_ms", "first_token_ms", "first_tts_byte_ms")
 STAGES += ("first_audio_ms",)
 
@@ -296,7 +305,16 @@ async def measure_ours(urls: dict[str, str], turns: int, stt: str) -> list[dict]
         }
         with server_process(["-m", "media_server", "--agents-file", str(agents)], env) as srv:
             await srv.wait_ready()
-            return await measure(VoiceClient(srv.base_url), urls["log"], turns, "bench")
+            rows = await measure(VoiceClient(srv.base_url), urls["log"], turns, "bench")
+            async with aiohttp.ClientSession() as http, http.get(f"{srv.base_url}/metrics") as r:
+                text = await r.text()
+    # What speculation cost, over the warm-up turn too (turns + 1).
+    cost = {
+        name: sum(float(v) for k, v in PROM_LINE.findall(text) if k.startswith(metric))
+        for name, metric in PREEMPTIVE_METRICS.items()
+    }
+    print(f"ours ({stt}), {turns + 1} turns: {cost}")
+    return [{**row, "preemptive_run_totals": cost} for row in rows]
 
 
 def main() -> None:
