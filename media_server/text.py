@@ -84,6 +84,11 @@ class SentenceChunker:
         if match:
             return match.end()
         if self._emitted == 0:
+            # "Sure," as the stream's last token: the space that would show the
+            # clause over comes with the next token, 20 ms or more later.
+            head = self._buffer.rstrip()
+            if head.endswith(",") and _is_opener(head.split()):
+                return len(self._buffer)
             for clause in _CLAUSE_END_RE.finditer(self._buffer):
                 words = self._buffer[: clause.start()].split()
                 if len(words) >= self._first_min_words or _is_opener(words):

@@ -30,6 +30,10 @@ def test_short_opening_clause_waits_for_more_words():
 def test_an_opener_is_a_first_piece_by_itself():
     pieces, rest = chunk_all(["Sure", ",", " I", " can", " help", " you", " with", " that."])
     assert pieces == ["Sure,"] and rest == ["I can help you with that."]
+    # Out as soon as its comma is, not when the next token shows the clause over.
+    chunker = SentenceChunker()
+    assert chunker.feed("Of") == [] and chunker.feed(" course,") == ["Of course,"]
+    assert chunker.feed("1,000") == []  # later pieces end at sentences only
     pieces, _ = chunk_all(["Of ", "course, ", "let ", "me ", "check. "])
     assert pieces == ["Of course,", "let me check."]
     # Only the first piece: later openers stay inside their sentences.
