@@ -7,7 +7,8 @@ token, TTS first byte 100 ms then 4 KiB every 20 ms, PCM 24 kHz):
 
 - ours: ``TURN_DETECTOR=silence``, ``TURN_SILENCE_MS=400`` (``ours-realtime``:
   the same with ``STT_PROVIDER=openai-realtime``, the fake's realtime
-  transcription answering each commit after the same 150 ms);
+  transcription answering each commit after the same 150 ms; ``ours-off``:
+  ``PREEMPTIVE_REPLY=off``, what the preemptive reply is worth);
 - Pipecat 1.14 SmallWebRTC, Silero VAD ``stop_secs=0.4`` ending the turn;
 - Pipecat 1.14 SmallWebRTC, its default Smart Turn v3 analyzer.
 
@@ -257,7 +258,7 @@ async def run(turns: int, systems: list[str]) -> dict[str, Any]:
         for system in systems:
             if system.startswith("ours"):
                 stt = "openai-realtime" if system == "ours-realtime" else "openai"
-                rows = await measure_ours(urls, turns, stt)
+                rows = await measure_ours(urls, turns, stt, preemptive=system != "ours-off")
             else:
                 async with pipecat_bot(urls["openai"], system.split("-")[1]) as url:
                     rows = await measure(PipecatClient(url), urls["log"], turns, "")
@@ -290,13 +291,16 @@ async def run(turns: int, systems: list[str]) -> dict[str, Any]:
     return results
 
 
-async def measure_ours(urls: dict[str, str], turns: int, stt: str) -> list[dict]:
+async def measure_ours(
+    urls: dict[str, str], turns: int, stt: str, *, preemptive: bool
+) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         agents = Path(tmp) / "agents.toml"
         agents.write_text(BENCH_AGENT)
         env = {
             **fakes_env(urls),
             "STT_PROVIDER": stt,
+            "PREEMPTIVE_REPLY": "on" if preemptive else "off",
             "LLM_PROVIDER": "openai",
             "TTS_PROVIDER": "elevenlabs",
             "ELEVENLABS_OUTPUT_FORMAT": "pcm_24000",
@@ -322,7 +326,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=8)
     parser.add_argument(
         "--systems",
-        default="ours,ours-realtime,pipecat-vad,pipecat-smart",
+        default="ours,ours-off,ours-realtime,pipecat-vad,pipecat-smart",
         help="comma-separated",
     )
     parser.add_argument("--setup", action="store_true", help="only create the Pipecat venv")
