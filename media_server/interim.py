@@ -136,7 +136,9 @@ class InterimTranscripts:
             return
         conversation = self._conversation
         shown = f"{conversation.carried_text} {text}".strip()
-        if covers_turn and self._preemption is not None:
+        # Words that read as unfinished ("…an appointment for") say the person
+        # is going on: a reply to them now would be paid for and thrown away.
+        if covers_turn and self._preemption and not self._listener.waiting_on_unfinished:
             self._preemption.start(pause, text, shown)
         self._send(protocol.transcription(shown, conversation.next_turn_id, is_final=False))
         self._on_heard()

@@ -94,6 +94,16 @@ async def test_a_reply_for_words_the_person_went_on_from_is_dropped_and_counted(
     assert counted(call, "voice_agent_preemptive_wasted_tokens_per_reply_count") == 1
 
 
+async def test_words_that_read_unfinished_start_no_reply(calls) -> None:
+    stt, llm = FakeSTT(["I would like an appointment for", "unused"]), FakeLLM(REPLY)
+    providers = fake_providers(stt=stt, llm=llm, tts=FakeTTS(audio_ms=60))
+    call = calls(providers, turn_detector="lexical")
+    call.say(speech_like(0.6) + silence(0.3))
+    await wait_until(lambda: call.session.status == "still_listening")
+    assert len(stt.utterances) == 1 and llm.calls == []
+    assert counted(call, "voice_agent_preemptive_replies_total", outcome="started") == 0
+
+
 async def test_off_asks_the_model_only_once_the_turn_has_ended(calls) -> None:
     stt, llm = FakeSTT("I would like an appointment"), FakeLLM(REPLY)
     providers = fake_providers(stt=stt, llm=llm, tts=FakeTTS(audio_ms=60))
