@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from media_server.agents import Agent
@@ -119,10 +119,17 @@ class AdoptedLLM:
     reply's messages and options is answered by that reply; any other
     request (a retry after a failure included) goes to the real engine."""
 
-    def __init__(self, llm: LanguageModel, reply: PreemptiveReply) -> None:
+    def __init__(
+        self,
+        llm: LanguageModel,
+        reply: PreemptiveReply,
+        on_unused: Callable[[PreemptiveReply], None] = lambda reply: reply.cancel(),
+    ) -> None:
+        """``on_unused``: the turn asked for something else (cancel and count it)."""
         self.name = llm.name
         self._llm = llm
         self._reply: PreemptiveReply | None = reply
+        self._on_unused = on_unused
 
     def stream_reply(
         self, messages: Sequence[ChatMessage], options: ReplyOptions, **more: object
@@ -134,7 +141,10 @@ class AdoptedLLM:
         if reply is not None and same and options == reply.options:
             return reply.deltas()
         if reply is not None:
-            reply.cancel()
+            # The turn's request is built apart from start()'s: if they ever
+            # differ (a new option, a prompt line), say so instead of paying twice quietly.
+            log.warning("preemptive reply unused: the turn asked for a different request")
+            self._on_unused(reply)
         return self._llm.stream_reply(messages, options, **more)
 
     def __getattr__(self, name: str) -> object:
@@ -227,7 +237,12 @@ class Preemption:
         self._metrics.preemptive.labels(outcome="adopted").inc()
         self._retire_adopted()
         self._adopted = reply
-        return AdoptedLLM(self._llm, reply)
+        return AdoptedLLM(self._llm, reply, on_unused=self._unused)
+
+    def _unused(self, reply: PreemptiveReply) -> None:
+        if self._adopted is reply:
+            self._adopted = None
+        self._drop(reply, "unused")
 
     def _retire_adopted(self) -> None:
         reply, self._adopted = self._adopted, None
@@ -237,8 +252,10 @@ class Preemption:
     def discard(self, reason: str) -> None:
         """Cancel the pending reply; its tokens count as wasted."""
         reply, self.pending = self.pending, None
-        if reply is None:
-            return
+        if reply is not None:
+            self._drop(reply, reason)
+
+    def _drop(self, reply: PreemptiveReply, reason: str) -> None:
         reply.cancel()
         log.debug("%s: preemptive reply discarded (%s)", self._label, reason)
         self._metrics.preemptive.labels(outcome="discarded").inc()

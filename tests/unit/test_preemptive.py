@@ -136,10 +136,12 @@ async def test_the_turn_asks_the_engine_itself_for_any_other_conversation() -> N
     deadlines = StageDeadlines(stt_s=5.0, llm_s=5.0, tts_s=5.0)
     reply = PreemptiveReply(llm, spoken, options, deadlines, pause=1, text="I would like")
     await wait_until(lambda: len(llm.calls) == 1)  # asked on the pause's words
-    adopted = AdoptedLLM(llm, reply)
+    unused: list[PreemptiveReply] = []
+    adopted = AdoptedLLM(llm, reply, on_unused=lambda r: (unused.append(r), r.cancel()))
     other = [ChatMessage("system", "S"), ChatMessage("user", "I would like a room")]
     tokens = [t async for t in adopted.stream_reply(other, options)]
     assert "".join(tokens) == REPLY and len(llm.calls) == 2
+    assert unused == [reply]  # told, so the session counts its tokens as wasted
     await reply.wait_closed()
     assert llm.calls[0].outcome in ("cancelled", "closed", "done")
     assert tokens_of(REPLY) == tokens
