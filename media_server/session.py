@@ -37,6 +37,7 @@ from media_server.listening.vad import SessionVad, SileroPool
 from media_server.liveness import Limits, Liveness
 from media_server.log_context import SESSION_ID
 from media_server.metrics import Metrics
+from media_server.preemptive import Preemption
 from media_server.providers.base import Providers, SpeechToTextStream
 from media_server.rtc.call import WebRtcTransport
 from media_server.text import ConversationHistory
@@ -92,6 +93,7 @@ class VoiceSession:
             barge_in_min_ms=settings.barge_in_min_ms,
             barge_in_confirm_ms=settings.barge_in_confirm_ms,
             end_of_turn=EndOfTurn.from_settings(settings),
+            transcribe_pauses=settings.preemptive_reply == "on",
             open_stream=self._open_stt_stream,
         )
         self.history = ConversationHistory(settings.history_max_messages)
@@ -123,6 +125,9 @@ class VoiceSession:
             timeout_s=settings.stt_timeout_s,
             max_speculative=settings.turn_max_speculative,
             label=label,
+            preemption=Preemption.from_settings(
+                settings, providers.llm, self.history, agent, metrics, label
+            ),
         )
         self.liveness = Liveness(Limits.from_settings(settings), time.monotonic())
         # Run after each turn, however it ended (a phone line's hang-up rule).
@@ -193,6 +198,7 @@ class VoiceSession:
                     utterance=decision.utterance,
                     stt_stream=decision.stt_stream,
                     transcript=decision.transcript,
+                    llm=self.interim.adopt(decision.transcript),
                 )
             elif isinstance(decision, Hold):
                 # Talking on before the agent said a word is the same turn;
@@ -209,6 +215,7 @@ class VoiceSession:
                 conversation.resume_carried()  # what followed was no turn
                 if decision.reason == "over_agent":
                     self.liveness.activity(now)
+        self.interim.still_paused(self.listener.current_pause)
         self._refresh_status()
 
     def _open_stt_stream(self) -> SpeechToTextStream | None:
@@ -278,12 +285,8 @@ class VoiceSession:
             await self._closed.wait()
             return
         self._closing = True
-        log.info(
-            "session %s: closing (%s)",
-            self.session_id,
-            reason,
-            extra={"session_id": self.session_id, "fields": {"reason": reason}},
-        )
+        fields = {"session_id": self.session_id, "fields": {"reason": reason}}
+        log.info("session %s: closing (%s)", self.session_id, reason, extra=fields)
         try:
             # Stop the turn first so nothing of it follows session_end.
             self.conversation.interrupt("session_end")
