@@ -3,6 +3,11 @@
 OpenAI-compatible servers (Ollama, vLLM, llama.cpp) differ in small ways the
 stream must tolerate: chunks with no choices (Azure's prompt-filter chunk, the
 usage chunk), no usage at all, and deltas whose content is null.
+
+Tool calls stream as ``delta.tool_calls`` pieces: the first piece of each
+call (by ``index``) has its id and name, the following ones append to its
+``arguments`` text. They are put together here and yielded, whole, after the
+text, as ``ToolCall`` values; the turn runs them.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 
 import openai
 
-from media_server.types import ChatMessage, ReplyOptions
+from media_server.types import ChatMessage, ReplyOptions, ToolCall
 
 from . import errors
 from .openai_client import make_client
@@ -40,8 +45,9 @@ class OpenAILLM:
 
     async def stream_reply(
         self, messages: Sequence[ChatMessage], options: ReplyOptions
-    ) -> AsyncIterator[str]:
-        """Yield text deltas as they arrive; ``ProviderError`` on failure.
+    ) -> AsyncIterator[str | ToolCall]:
+        """Yield text deltas as they arrive, then the tool calls the model
+        made (if any); ``ProviderError`` on failure.
 
         Closing or cancelling the generator closes the HTTP response at once.
         """
@@ -52,13 +58,15 @@ class OpenAILLM:
         # a pydantic model per streamed token (~0.2 ms each); cast_to=object
         # hands back each chunk's JSON as it came. Errors, auth and SSE framing
         # are still the SDK's.
-        body = {
+        body: dict[str, Any] = {
             "model": self._model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [m.wire() for m in messages],
             "temperature": options.temperature,
             "max_tokens": options.max_tokens,
             "stream": True,
         }
+        if options.tools:
+            body["tools"] = list(options.tools)
         try:
             stream: Any = await self._client.post(
                 "/chat/completions",
@@ -72,18 +80,25 @@ class OpenAILLM:
 
         produced = False
         finish_reason: str | None = None
+        calls = _CallPieces()
         try:
             async with stream:
                 async for chunk in stream:
                     for choice in _choices(chunk):
                         finish_reason = choice.get("finish_reason") or finish_reason
                         delta = choice.get("delta")
-                        content = delta.get("content") if isinstance(delta, dict) else None
+                        if not isinstance(delta, dict):
+                            continue
+                        calls.add(delta.get("tool_calls"))
+                        content = delta.get("content")
                         if isinstance(content, str) and content:
                             produced = True
                             yield content
         except errors.KNOWN_ERRORS as exc:
             raise errors.from_exception("llm", exc, secrets=secrets) from None
+        for call in calls.whole():
+            produced = True
+            yield call
         if not produced:
             # Nothing to say (content filter, zero max_tokens, a broken server):
             # the turn must not go on to speak silence.
@@ -104,3 +119,34 @@ def _choices(chunk: Any) -> list[dict[str, Any]]:
     prompt-filter chunk, the usage chunk) and n > 1 extras are skipped."""
     choices = chunk.get("choices") if isinstance(chunk, dict) else None
     return [c for c in choices or () if isinstance(c, dict) and c.get("index", 0) in (0, None)]
+
+
+class _CallPieces:
+    """Tool calls put together from their streamed pieces, by index."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, dict[str, str]] = {}
+
+    def add(self, pieces: Any) -> None:
+        for piece in pieces if isinstance(pieces, list) else ():
+            if not isinstance(piece, dict):
+                continue
+            index = piece.get("index", 0)
+            call = self._calls.setdefault(
+                index if isinstance(index, int) else 0, {"id": "", "name": "", "arguments": ""}
+            )
+            if isinstance(piece.get("id"), str):
+                call["id"] = piece["id"]
+            function = piece.get("function")
+            if isinstance(function, dict):
+                if isinstance(function.get("name"), str):
+                    call["name"] += function["name"]
+                if isinstance(function.get("arguments"), str):
+                    call["arguments"] += function["arguments"]
+
+    def whole(self) -> list[ToolCall]:
+        return [
+            ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
+            for i, c in sorted(self._calls.items())
+            if c["name"]
+        ]
