@@ -24,6 +24,7 @@ from media_server.deadlines import Fallback, StageDeadlines
 from media_server.providers.base import Providers, SpeechToTextStream
 from media_server.reply import ReplyWriter
 from media_server.spoken import SpokenReply
+from media_server.store.records import TurnRecord
 from media_server.text import ConversationHistory
 from media_server.tools.registry import Toolbox
 from media_server.tools.rounds import CallRecord
@@ -53,6 +54,7 @@ class TurnContext:
     # An engine failed and the next in its chain took the request (stage, from, to).
     on_fallback: Fallback | None = None
     tools: Toolbox | None = None  # what the agent can call (None: it only talks)
+    on_turn_end: Callable[[TurnRecord], None] = lambda record: None  # the conversation record
 
 
 @dataclass
@@ -107,6 +109,7 @@ class Turn:
         self._spoken = SpokenReply(ctx.speaker, on_first_audio=self._on_first_audio_out)
         self._heard_recorded = False
         self._heard = ""
+        self._retracted = False  # goes on in the next turn: not a turn of its own
         self._writer = ReplyWriter(ctx, turn_id, mark=self._mark)
 
     def _set_phase(self, phase: Phase) -> None:
@@ -175,7 +178,7 @@ class Turn:
     def retract(self) -> None:
         """Take back what the turn put in the history; record_heard() then
         adds nothing (the turn goes on in the next one)."""
-        self._heard_recorded = True
+        self._heard_recorded = self._retracted = True
         if self.user_text is not None:
             self.ctx.history.retract_user(self.user_text)
 
@@ -225,18 +228,30 @@ class Turn:
             ctx.history.add_assistant(self._writer.text)
             self._mark("total_ms")
             self.send_metrics()
+            self._report_end("completed", self._writer.text)
             return TurnResult("completed", transcript, self._writer.text, self.metrics)
         except ProviderError as err:
             log.warning("turn %s failed: %s (%s)", self.turn_id, err.stage, err.kind)
             # The person may have heard part of the reply: keep that, nothing more.
-            self.record_heard()
+            heard = self.record_heard()
             ctx.speaker.clear()
             ctx.send(faults.turn_failed_event(err))
             self.send_metrics()
+            self._report_end("error", heard)
             return TurnResult("error", transcript, self._writer.text, self.metrics, err)
         except asyncio.CancelledError:
-            self.record_heard()
+            heard = self.record_heard()
+            if not self._retracted:
+                self._report_end("interrupted", heard)
             raise
+
+    def _report_end(self, outcome: str, reply: str) -> None:
+        """Hand the turn to the conversation record (a turn with words only)."""
+        if self.user_text is not None:
+            tools = [c.as_json() for c in self._writer.tool_records]
+            self.ctx.on_turn_end(
+                TurnRecord(self.turn_id, outcome, self.user_text, reply, tools, self.metrics)
+            )
 
     async def _reply_and_speak(self) -> None:
         """LLM and TTS run side by side, joined by a bounded queue of chunks;
