@@ -137,6 +137,10 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     log_format: str = "text"
 
+    # The agents' database: bookings, tickets, demos, conversation records
+    # (README "Agents that act"). A relative path is from the working directory.
+    database_url: str = field(default="sqlite:///data/voice-agent.db", repr=False)
+
     @property
     def openai_configured(self) -> bool:
         return bool(self.openai_api_key)
@@ -248,6 +252,14 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return secret(name, raw)
     if attr == "auth_secret":
         return secret(name, raw)
+    if attr == "database_url":
+        from media_server.store.db import database_path
+
+        try:
+            database_path(raw.strip())
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+        return raw.strip()
     if attr == "agents_file":
         return Path(raw.strip()) if raw.strip() else None
     if attr == "log_level":

@@ -10,6 +10,7 @@ spoken filler first.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
@@ -54,8 +55,12 @@ class ReplyWriter:
             tools=tools,
         )
         chunker = SentenceChunker()
+        # A model that books needs to know what "Tuesday" means today.
+        prompt = agent.prompt
+        if tools:
+            prompt += f"\n\nToday is {dt.date.today():%A %Y-%m-%d}."
         for _ in range(MAX_ROUNDS):
-            messages = [*ctx.history.messages(agent.prompt), *self.tool_messages]
+            messages = [*ctx.history.messages(prompt), *self.tool_messages]
             text_before = len(self.text)
             calls = await self._stream_round(messages, options, chunker, tts_queue)
             if not calls or ctx.tools is None:

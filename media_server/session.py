@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from media_server import faults, protocol
@@ -46,6 +47,7 @@ from media_server.providers.base import Providers, SpeechToTextStream
 from media_server.rtc.ice import rtc_configuration
 from media_server.rtc.peer import PeerConnection
 from media_server.text import ConversationHistory
+from media_server.tools.acting import SessionActing
 from media_server.turn import TurnContext
 from media_server.types import ProviderError, Stage
 
@@ -66,6 +68,7 @@ class VoiceSession:
         metrics: Metrics,
         on_closed: Callable[[VoiceSession], None] = lambda s: None,
         vad_pool: SileroPool | None = None,
+        acting: SessionActing | None = None,
     ) -> None:
         self.session_id = session_id
         SESSION_ID.set(session_id)  # this task's and every task started from it
@@ -73,6 +76,7 @@ class VoiceSession:
         self.providers = providers
         self.metrics = metrics
         self._on_closed = on_closed
+        self.acting = acting  # its tools and its conversation record, if the agent acts
         label = f"session {session_id}"
 
         # The same servers the page got from /api/ice-servers (fresh TURN
@@ -115,6 +119,8 @@ class VoiceSession:
                 on_stage_result=self._on_stage_result,
                 observe=metrics.observe_stage,
                 on_fallback=self._on_fallback,
+                tools=acting.tools if acting is not None else None,
+                on_turn_end=acting.record.turn if acting is not None else lambda r: None,
             ),
             metrics,
             label=label,
@@ -149,9 +155,8 @@ class VoiceSession:
         return answer
 
     def _refresh_status(self) -> None:
-        """The one place the status changes: the running turn's phase, else
-        whether the person is speaking (and whether we wait on an unfinished
-        sentence)."""
+        """The one place the status changes: the running turn's phase, else whether the
+        person is speaking (and whether we wait on an unfinished sentence)."""
         listener = self.listener
         status = self.conversation.phase or (
             "still_listening"
@@ -180,7 +185,7 @@ class VoiceSession:
         channel.on("close", lambda: self._close_soon("peer_closed"))
         self.events.send(
             protocol.connection_established(
-                self.session_id, self.agent.name, self.agent.id, self._engine_names()
+                self.session_id, self.agent.name, self.agent.id, asdict(self.providers.names)
             )
         )
         self.events.send(protocol.status_update(self.status))
@@ -252,12 +257,8 @@ class VoiceSession:
             return  # one notice a stage per call is enough
         self._fallbacks_told.add(stage)
         message = faults.fallback_message(stage)
-        names = self._engine_names()
+        names = asdict(self.providers.names)
         self.events.send(protocol.provider_fallback(stage, from_engine, to_engine, message, names))
-
-    def _engine_names(self) -> dict[str, str]:
-        names = self.providers.names
-        return {"stt": names.stt, "llm": names.llm, "tts": names.tts}
 
     def _on_turn_done(self) -> None:
         self.liveness.activity(time.monotonic())
@@ -339,6 +340,8 @@ class VoiceSession:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._inbound.close(), INBOUND_CLOSE_TIMEOUT_S)
             self.speaker.stop()
+            if self.acting is not None:
+                await self.acting.record.close(reason)
             await self.peer.close()
             self.vad.give_back()
         finally:

@@ -111,6 +111,7 @@ class Database:
         self.path = path
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
 
     @classmethod
     async def open(cls, url: str) -> Database:
@@ -163,6 +164,11 @@ class Database:
         return len(MIGRATIONS)
 
     async def close(self) -> None:
+        """Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+
         def shut() -> None:
             if self._conn is not None:
                 self._conn.close()

@@ -79,7 +79,7 @@ class AgentActing:
         box = self._toolboxes.get(agent_id)
         return box if box else None
 
-    async def for_session(self, session_id: str, agent: Agent) -> SessionActing:
+    def for_session(self, session_id: str, agent: Agent) -> SessionActing:
         key = secrets.token_urlsafe(24)
         record = SessionRecord(self.db, session_id, agent.id, key_hash(key))
         return SessionActing(self.tools_of(agent.id), record, key)
