@@ -11,7 +11,8 @@ import datetime as dt
 import re
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-DEFAULT_HOURS: dict[str, str] = {d: "09:00-17:00" for d in WEEKDAYS[:5]}
+# What the offline receptionist tells callers: Mon-Fri 8-18, Sat 9-13.
+DEFAULT_HOURS: dict[str, str] = {**{d: "08:00-18:00" for d in WEEKDAYS[:5]}, "sat": "09:00-13:00"}
 DEFAULT_SLOT_MINUTES = 30
 _SPAN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
