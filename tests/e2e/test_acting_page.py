@@ -44,7 +44,7 @@ async def test_a_booking_shows_on_the_page_and_the_transcript_downloads(
     download = await info.value
     saved = tmp_path / "transcript.json"
     await download.save_as(saved)
-    record = json.loads(saved.read_text())  # noqa: ASYNC240 - a small file, after the call
+    record = json.loads(saved.read_text())
     assert record["agent_id"] == "receptionist"
     heard = [t["heard"] for t in record["turns"]]
     assert heard[-1] == "555 246 8100" and len(heard) == 4
