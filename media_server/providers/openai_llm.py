@@ -42,6 +42,7 @@ class OpenAILLM:
         self._model = model
         self._client = make_client(api_key=api_key, base_url=base_url, timeout_s=timeout_s)
         self._closed = False
+        self._tools_refused = False  # the server said this model takes no tools
 
     async def stream_reply(
         self, messages: Sequence[ChatMessage], options: ReplyOptions
@@ -65,16 +66,22 @@ class OpenAILLM:
             "max_tokens": options.max_tokens,
             "stream": True,
         }
-        if options.tools:
+        if options.tools and not self._tools_refused:
             body["tools"] = list(options.tools)
         try:
-            stream: Any = await self._client.post(
-                "/chat/completions",
-                body=body,
-                cast_to=object,
-                stream=True,
-                stream_cls=openai.AsyncStream[object],
-            )
+            stream: Any = await self._open(body)
+        except openai.BadRequestError as exc:
+            if "tools" not in body or "tool" not in str(exc).lower():
+                raise errors.from_exception("llm", exc, secrets=secrets) from None
+            # A model that cannot call tools (many local ones): it still talks.
+            log.warning("the model refused tools; replies go on without them")
+            self._tools_refused = True
+            del body["tools"]
+            body["messages"] = [m.wire() for m in _words_only(messages)]
+            try:
+                stream = await self._open(body)
+            except errors.KNOWN_ERRORS as again:
+                raise errors.from_exception("llm", again, secrets=secrets) from None
         except errors.KNOWN_ERRORS as exc:
             raise errors.from_exception("llm", exc, secrets=secrets) from None
 
@@ -104,6 +111,15 @@ class OpenAILLM:
             # the turn must not go on to speak silence.
             raise errors.bad_output("llm", f"empty reply (finish_reason={finish_reason})")
 
+    async def _open(self, body: dict[str, Any]) -> Any:
+        return await self._client.post(
+            "/chat/completions",
+            body=body,
+            cast_to=object,
+            stream=True,
+            stream_cls=openai.AsyncStream[object],
+        )
+
     async def warm_up(self) -> None:
         """Load at start what the SDK would load in the first turn."""
         warm_up_imports("openai._streaming")
@@ -112,6 +128,11 @@ class OpenAILLM:
         if not self._closed:
             self._closed = True
             await self._client.close()
+
+
+def _words_only(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """The conversation without tool rounds, for a model that takes no tools."""
+    return [m for m in messages if m.role != "tool" and not m.tool_calls]
 
 
 def _choices(chunk: Any) -> list[dict[str, Any]]:

@@ -47,6 +47,8 @@ Knobs beyond the common ones in ``http_fake.Knobs``:
   name (arguments ``""``), then the arguments JSON in small pieces, then
   ``finish_reason: "tool_calls"``. None or [] means answer in words.
   Needs ``tools`` in the request, as the real API does.
+- ``reject_tools``: answer 400 to any request with ``tools``, as Ollama does
+  for a model that cannot call them ("... does not support tools")
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class OpenAIKnobs(Knobs):
     stream_error_after_tokens: int | None = None
     speech_seconds: float = 1.0
     tool_calls: Callable[[dict[str, Any]], list[dict[str, Any]] | None] | None = None
+    reject_tools: bool = False
 
 
 def tokens_of(text: str) -> list[str]:
@@ -222,6 +225,8 @@ class OpenAIFake(FakeServer):
         if not isinstance(body.get("messages"), list) or not body["messages"]:
             return self._invalid(request, "'messages' must be a non-empty array", "messages")
         k = self.knobs
+        if k.reject_tools and body.get("tools"):
+            return self._invalid(request, f"{body['model']} does not support tools", None)
         calls = k.tool_calls(body) if k.tool_calls is not None else None
         if calls:
             if not body.get("tools"):

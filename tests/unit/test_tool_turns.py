@@ -276,3 +276,17 @@ async def test_barge_in_cancels_a_running_call_and_keeps_no_half_round(
         conversation.start(text="Never mind")
         await r.sent.wait_for("llm_response", is_final=True, text="Anything else?")
         await conversation.aclose()
+
+
+async def test_a_model_that_refuses_tools_still_talks(fake: OpenAIFake, make_rig) -> None:
+    fake.knobs.reject_tools = True
+    fake.knobs.reply = "Happy to help."
+    r = make_rig([time_tool([])])
+
+    first = await r.run_text("Are you open?")
+    second = await r.run_text("Thanks", turn_id=2)
+
+    assert (first.outcome, first.reply) == ("completed", "Happy to help.")
+    assert second.outcome == "completed"
+    # One refused request, then no more tools offered to this model.
+    assert ["tools" in req.json for req in fake.requests] == [True, False, False]
