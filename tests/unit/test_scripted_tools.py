@@ -24,15 +24,15 @@ AGENT = BUILTIN_AGENTS["receptionist"]
 
 
 class Call:
-    """One conversation with the scripted receptionist on a database."""
+    """One conversation with a scripted agent (the receptionist by default) on a database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, agent=AGENT) -> None:
         self.sent = Sent()
         providers = Providers(stt=FakeSTT(), llm=ScriptedLLM(today=lambda: TODAY), tts=FakeTTS())
         self.ctx = turn_context(
-            providers, agent=AGENT, deadlines=StageDeadlines(5, 5, 5), send=self.sent
+            providers, agent=agent, deadlines=StageDeadlines(5, 5, 5), send=self.sent
         )
-        self.ctx.tools = Toolbox(persona_tools(AGENT, db, lambda: TODAY))
+        self.ctx.tools = Toolbox(persona_tools(agent, db, lambda: TODAY))
         self.turns = 0
 
     async def say(self, text: str) -> str:
@@ -103,6 +103,35 @@ async def test_a_taken_slot_is_said_not_confirmed(tmp_path: Path) -> None:
         assert "already taken" in reply and "You're booked" not in reply
         assert "10:30" in reply  # the free times that day are offered
         assert other.results()[-1]["ok"] is False
+    finally:
+        await db.close()
+
+
+async def test_scripted_support_opens_a_real_ticket_and_sales_books_a_real_demo(
+    tmp_path: Path,
+) -> None:
+    db = await Database.open(f"sqlite:///{tmp_path}/voice-agent.db")
+    try:
+        support = Call(db, BUILTIN_AGENTS["callcenter"])
+        await support.say("I can't log in to my account")
+        for _ in range(2):
+            await support.say("no")
+        reply = await support.say("no")
+        assert "I've opened ticket number T 0 0 0 1," in reply
+        assert support.results()[-1]["summary"] == "Ticket T-0001 opened"
+        assert "Your ticket number is T 0 0 0 1." in await support.say("no, that's all, bye")
+
+        sales = Call(db, BUILTIN_AGENTS["sales"])
+        await sales.say("I'd like to see a demo")
+        await sales.say("Tuesday")
+        assert "You're booked for a 30 minute demo on Tuesday at 2 pm" in await sales.say("2 pm")
+        assert sales.results()[-1]["summary"] == "Demo booked: Tue 8 Dec, 14:00"
+        # The same slot for another caller is said to be taken, not confirmed.
+        other = Call(db, BUILTIN_AGENTS["sales"])
+        await other.say("Can I get a demo?")
+        await other.say("Tuesday")
+        taken = await other.say("2 pm")
+        assert "already booked" in taken and "You're booked" not in taken
     finally:
         await db.close()
 

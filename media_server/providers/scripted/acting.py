@@ -108,6 +108,29 @@ def booking_call(slots: dict[str, str], today: dt.date) -> ToolCall | None:
     )
 
 
+# The call center's issues, as a ticket names them.
+ISSUES = {
+    "login": "Cannot sign in (password reset did not help)",
+    "slow": "The app is slow (the usual fixes did not help)",
+    "crash": "The app crashes (the usual fixes did not help)",
+    "internet": "Internet or wifi trouble (the usual fixes did not help)",
+}
+
+
+def demo_call(slots: dict[str, str], today: dt.date) -> ToolCall | None:
+    """The call that books a confirmed demo (None if its time is vague)."""
+    day = resolve_day(slots.get("day", ""), today)
+    time = resolve_time(slots.get("time", ""))
+    if day is None or time is None:
+        return None
+    return call(
+        "book_demo",
+        name=slots.get("name") or "Caller",
+        date=day.isoformat(),
+        time=time,
+    )
+
+
 def find_request(messages: Sequence[ChatMessage]) -> ToolCall | str | None:
     """A request to look up an appointment: the call, or the question for the
     name it needs; None if the last turn is not one."""
@@ -131,6 +154,11 @@ def tool_exchange(messages: Sequence[ChatMessage]) -> tuple[list[ToolCall], list
     calls = [c for m in messages[last_user + 1 :] for c in m.tool_calls]
     results = [_parsed(m.content) for m in messages[last_user + 1 :] if m.role == "tool"]
     return calls, results
+
+
+def tool_results(messages: Sequence[ChatMessage]) -> list[dict]:
+    """Every tool result in the conversation, parsed, oldest first."""
+    return [_parsed(m.content) for m in messages if m.role == "tool"]
 
 
 def _parsed(content: str) -> dict:

@@ -13,11 +13,14 @@ import datetime as dt
 from collections.abc import Sequence
 
 from media_server.providers.scripted.acting import (
+    ISSUES,
     booking_call,
     call,
+    demo_call,
     find_request,
     resolve_day,
     tool_exchange,
+    tool_results,
 )
 from media_server.providers.scripted.compose import compose
 from media_server.tools.hours import parse_day, spoken_day
@@ -29,9 +32,14 @@ def plan(
 ) -> str | ToolCall:
     calls, results = tool_exchange(messages)
     words = [m for m in messages if m.role != "tool" and not m.tool_calls]
-    if persona != "receptionist" or not offered:
-        return compose(words, persona)[0]
     text, st = compose(words, persona)
+    if not offered:
+        return text
+    if persona in ("callcenter", "sales"):
+        text = _real_ticket_in_goodbye(text, st.done, messages)
+        return _desk(text, st.action, calls, results, offered, today)
+    if persona != "receptionist":
+        return text
     action = st.action
     if not calls:
         if "find_appointments" in offered and action is None:
@@ -52,6 +60,46 @@ def plan(
     if last == "find_appointments":
         return _after_find(result, action, today, text)
     return text  # booked or cancelled: the scripted confirmation is now true
+
+
+def _real_ticket_in_goodbye(
+    text: str, done: str | None, messages: Sequence[ChatMessage]
+) -> str:
+    """The goodbye repeats the ticket number: the one the tool opened."""
+    prefix = "Your ticket number is "
+    if not done or not done.startswith(prefix):
+        return text
+    tickets = [r["ticket"] for r in tool_results(messages) if isinstance(r.get("ticket"), str)]
+    if not tickets:
+        return text
+    return text.replace(done, f"{prefix}{' '.join(tickets[-1].replace('-', ''))}.")
+
+
+def _desk(
+    text: str,
+    action: tuple[str, dict[str, str]] | None,
+    calls: list[ToolCall],
+    results: list[dict],
+    offered: frozenset[str],
+    today: dt.date,
+) -> str | ToolCall:
+    """The call center opens a real ticket; sales books a real demo."""
+    if action is None:
+        return text
+    kind, slots = action
+    if not calls:
+        if kind == "ticket" and "create_ticket" in offered:
+            issue = ISSUES.get(slots["issue"], slots["issue"])
+            return call("create_ticket", name=slots.get("name") or "Caller", issue=issue)
+        if kind == "demo" and "book_demo" in offered:
+            return demo_call(slots, today) or text
+        return text
+    result = results[-1] if results else {}
+    if "error" in result:
+        return f"I'm sorry, {result['error'].rstrip('.')}. What would you like to do?"
+    if kind == "ticket" and "ticket" in result:
+        return text.replace(slots["spoken"], " ".join(result["ticket"].replace("-", "")))
+    return text
 
 
 def _after_find(
