@@ -290,3 +290,56 @@ async def test_a_model_that_refuses_tools_still_talks(fake: OpenAIFake, make_rig
     assert second.outcome == "completed"
     # One refused request, then no more tools offered to this model.
     assert ["tools" in req.json for req in fake.requests] == [True, False, False]
+
+
+async def test_barge_in_during_a_real_booking_writes_it_whole(
+    fake: OpenAIFake, make_rig, tmp_path
+) -> None:
+    import datetime as dt
+    import threading
+
+    from media_server.store import Database
+    from media_server.tools.desk import persona_tools
+
+    today = dt.date(2026, 12, 4)
+    db = await Database.open(f"sqlite:///{tmp_path}/agent.db")
+    gate = threading.Event()
+    try:
+        r = make_rig(persona_tools(AGENT, db, lambda: today))
+        fake.knobs.tool_calls = calls_until_answered(
+            {
+                "name": "book_appointment",
+                "arguments": {"date": "2026-12-08", "time": "09:00", "name": "Ada", "phone": "5"},
+            }
+        )
+        fake.knobs.reply = answer_from_tools
+        # The store's thread is busy: the booking waits in line behind this.
+        busy = asyncio.ensure_future(db.run(lambda conn: gate.wait(10)))
+        conversation = Conversation(r.ctx, Metrics(), label="test")
+        async with Playback(r.ctx.speaker):
+            conversation.start(text="Book Tuesday at nine for Ada")
+            await r.sent.wait_for("tool_call", name="book_appointment")
+            assert conversation.interrupt("barge_in")  # while the booking waits
+            gate.set()
+            await busy
+
+            def rows(conn):
+                return [dict(x) for x in conn.execute("SELECT * FROM appointments")]
+
+            async with asyncio.timeout(5):  # the shielded booking ends on its own
+                while not (found := await db.run(rows)):  # noqa: ASYNC110 - polling a db
+                    await asyncio.sleep(0.01)
+            [row] = found
+            assert (row["day"], row["time"], row["name"], row["phone"], row["status"]) == (
+                "2026-12-08",
+                "09:00",
+                "Ada",
+                "5",
+                "booked",
+            )
+            # The cut round is not in the conversation's memory.
+            assert all(m.role != "tool" for m in r.ctx.history.messages(""))
+            await conversation.aclose()
+    finally:
+        gate.set()
+        await db.close()
