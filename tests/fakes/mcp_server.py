@@ -1,6 +1,7 @@
 """A real, small MCP server (the official SDK's MCPServer over stdio) for tests.
 
-Run as ``python -m tests.fakes.mcp_server``. Tools:
+Run as ``python -m tests.fakes.mcp_server`` (stdio), or with ``--http PORT``
+(streamable HTTP on 127.0.0.1:PORT/mcp). Tools:
 
 - ``clinic_address()``: where the clinic is (a fixed text).
 - ``add(a, b)``: a + b, as structured output.
@@ -14,6 +15,7 @@ test can count restarts.
 from __future__ import annotations
 
 import os
+import sys
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -50,4 +52,7 @@ if __name__ == "__main__":
     if mark:
         with open(mark, "a") as f:
             f.write("started\n")
-    server.run("stdio")
+    if len(sys.argv) == 3 and sys.argv[1] == "--http":
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run("stdio")

@@ -105,3 +105,34 @@ async def test_a_turn_calls_an_mcp_tool(linked) -> None:
     finally:
         await llm.close()
         await fake.close()
+
+
+async def test_mcp_over_streamable_http(tmp_path: Path) -> None:
+    import asyncio
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fakes.mcp_server",
+        "--http",
+        str(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    servers = McpServers()
+    try:
+        box = Toolbox()
+        spec = McpServerSpec(name="web", url=f"http://127.0.0.1:{port}/mcp", timeout_s=10.0)
+        # The server takes a moment to listen: the link retries until it does.
+        link = await servers.add("receptionist", spec, box)
+        await wait_until(lambda: link.available, timeout=30.0)
+        total = await box.call(call("add", a=40, b=2))
+        assert total.ok and json.loads(total.content) == {"sum": 42}
+    finally:
+        await servers.close()
+        server.terminate()
+        await asyncio.wait_for(server.wait(), 10)
