@@ -14,6 +14,7 @@ from media_server.providers.base import Providers
 from media_server.providers.openai_llm import OpenAILLM
 from tests.conftest import embedded_providers
 from tests.fakes.openai_fake import start_openai_fake
+from tests.fakes.pipeline import wait_until
 from tests.unit.test_tool_turns import answer_from_tools, tool_messages
 from tests.voice_client import VoiceClient
 
@@ -112,3 +113,26 @@ async def test_book_by_text_then_find_it_after_a_restart(server_factory, tmp_pat
     finally:
         await llm.close()
         await fake.close()
+
+
+async def test_with_auth_secret_an_access_token_reads_a_record(server_factory, tmp_path: Path):
+    from signaling.tokens import mint_token
+
+    secret = "s" * 32
+    server = await server_factory(
+        auth_secret=secret, database_url=f"sqlite:///{tmp_path}/data/voice-agent.db"
+    )
+    client = VoiceClient(server.base_url)
+    try:
+        await client.connect("receptionist", token=mint_token(secret, 60))
+        since = len(client.events)
+        client.send({"type": "text_input", "text": "What are your opening hours?"})
+        await client.wait_for("turn_metrics", since=since, timeout=30)
+    finally:
+        await client.close()
+    session_id = client.session_id
+    await wait_until(lambda: server.session_count == 0, timeout=15)  # its record is closed
+    status, record = await get_record(server, session_id, mint_token(secret, 60))
+    assert status == 200 and record["turns"][0]["heard"] == "What are your opening hours?"
+    assert (await get_record(server, session_id, client.record_key))[0] == 200
+    assert (await get_record(server, session_id, "x" * 40))[0] == 404
