@@ -24,15 +24,15 @@ _DATE = {"type": "string", "description": "The day, YYYY-MM-DD"}
 _TIME = {"type": "string", "description": "Start time, HH:MM (24 h)"}
 
 
-def _now() -> str:
+def now_utc() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _result(summary: str, **data: Any) -> ToolResult:
+def tool_result(summary: str, **data: Any) -> ToolResult:
     return ToolResult(True, json.dumps(data), summary)
 
 
-def _future_day(text: str, today: Today) -> dt.date:
+def future_day(text: str, today: Today) -> dt.date:
     try:
         day = parse_day(text)
     except ValueError as exc:
@@ -55,11 +55,13 @@ def free_times(conn: sqlite3.Connection, agent: Agent, day: dt.date) -> list[str
 
 def receptionist_tools(agent: Agent, db: Database, today: Today = dt.date.today) -> list[Tool]:
     async def check_availability(args: dict[str, Any]) -> ToolResult:
-        day = _future_day(args["date"], today)
+        day = future_day(args["date"], today)
         free = await db.run(lambda conn: free_times(conn, agent, day))
         if not slots(agent.opening_hours, agent.slot_minutes, day):
-            return _result(f"{spoken_day(day)}: closed", date=day.isoformat(), open=False, free=[])
-        return _result(
+            return tool_result(
+                f"{spoken_day(day)}: closed", date=day.isoformat(), open=False, free=[]
+            )
+        return tool_result(
             f"{spoken_day(day)}: {len(free)} free times",
             date=day.isoformat(),
             weekday=day.strftime("%A"),
@@ -68,7 +70,7 @@ def receptionist_tools(agent: Agent, db: Database, today: Today = dt.date.today)
         )
 
     async def book_appointment(args: dict[str, Any]) -> ToolResult:
-        day = _future_day(args["date"], today)
+        day = future_day(args["date"], today)
         try:
             time = parse_time(args["time"])
         except ValueError as exc:
@@ -91,7 +93,7 @@ def receptionist_tools(agent: Agent, db: Database, today: Today = dt.date.today)
                     name,
                     args.get("phone", ""),
                     args.get("reason", ""),
-                    _now(),
+                    now_utc(),
                 ),
             )
             return cur.lastrowid, free
@@ -106,7 +108,7 @@ def receptionist_tools(agent: Agent, db: Database, today: Today = dt.date.today)
             raise ToolFailed(
                 f"{spoken_day(day)} {time} {why}; free that day: {', '.join(free[:8]) or 'none'}"
             )
-        return _result(
+        return tool_result(
             f"Booked: {spoken_day(day)}, {time}",
             appointment_id=booked,
             date=day.isoformat(),
@@ -130,12 +132,12 @@ def receptionist_tools(agent: Agent, db: Database, today: Today = dt.date.today)
 
         found = await db.run(find)
         if not found:
-            return _result("No appointment found", appointments=[])
+            return tool_result("No appointment found", appointments=[])
         first = found[0]
         summary = f"Found: {spoken_day(parse_day(first['day']))}, {first['time']}"
         if len(found) > 1:
             summary += f" (+{len(found) - 1} more)"
-        return _result(summary, appointments=found)
+        return tool_result(summary, appointments=found)
 
     async def cancel_appointment(args: dict[str, Any]) -> ToolResult:
         appointment_id = args["appointment_id"]
@@ -156,7 +158,7 @@ def receptionist_tools(agent: Agent, db: Database, today: Today = dt.date.today)
         gone = await db.run(cancel)
         if gone is None:
             raise ToolFailed(f"there is no booked appointment {appointment_id}")
-        return _result(
+        return tool_result(
             f"Cancelled: {spoken_day(parse_day(gone['day']))}, {gone['time']}",
             appointment_id=appointment_id,
             cancelled=True,

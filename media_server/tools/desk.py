@@ -10,7 +10,7 @@ from typing import Any
 from media_server.agents import Agent
 from media_server.store import Database
 
-from .appointments import Today, _future_day, _now, _result
+from .appointments import Today, future_day, now_utc, tool_result
 from .hours import parse_time, slots, spoken_day
 from .registry import Tool, ToolFailed, ToolResult
 
@@ -46,7 +46,7 @@ def callcenter_tools(agent: Agent, db: Database) -> list[Tool]:
                     args.get("contact", ""),
                     issue,
                     args.get("priority", "normal"),
-                    _now(),
+                    now_utc(),
                 ),
             )
             assert cur.lastrowid is not None
@@ -54,7 +54,7 @@ def callcenter_tools(agent: Agent, db: Database) -> list[Tool]:
 
         ticket = await db.run(create)
         code = ticket_code(ticket)
-        return _result(f"Ticket {code} opened", ticket=code, status="open")
+        return tool_result(f"Ticket {code} opened", ticket=code, status="open")
 
     async def lookup_ticket(args: dict[str, Any]) -> ToolResult:
         ticket = _ticket_id(args["ticket"])
@@ -71,7 +71,7 @@ def callcenter_tools(agent: Agent, db: Database) -> list[Tool]:
         if found is None:
             raise ToolFailed(f"there is no ticket {ticket_code(ticket)}")
         found["ticket"] = ticket_code(found.pop("id"))
-        return _result(f"Ticket {found['ticket']}: {found['status']}", **found)
+        return tool_result(f"Ticket {found['ticket']}: {found['status']}", **found)
 
     return [
         Tool(
@@ -106,7 +106,7 @@ def sales_tools(agent: Agent, db: Database, today: Today = dt.date.today) -> lis
         monthly = PLANS[plan] * seats
         total = monthly * 10 if yearly else monthly
         per = "year" if yearly else "month"
-        return _result(
+        return tool_result(
             f"Quote: {plan.title()}, {seats} seats, ${total:,}/{per}",
             plan=plan,
             seats=seats,
@@ -117,7 +117,7 @@ def sales_tools(agent: Agent, db: Database, today: Today = dt.date.today) -> lis
         )
 
     async def book_demo(args: dict[str, Any]) -> ToolResult:
-        day = _future_day(args["date"], today)
+        day = future_day(args["date"], today)
         try:
             time = parse_time(args["time"])
         except ValueError as exc:
@@ -137,7 +137,7 @@ def sales_tools(agent: Agent, db: Database, today: Today = dt.date.today) -> lis
                         args.get("company", ""),
                         day.isoformat(),
                         time,
-                        _now(),
+                        now_utc(),
                     ),
                 )
             except sqlite3.IntegrityError:
@@ -147,7 +147,7 @@ def sales_tools(agent: Agent, db: Database, today: Today = dt.date.today) -> lis
         demo = await db.run(book)
         if demo is None:
             raise ToolFailed(f"a demo is already booked on {spoken_day(day)} at {time}")
-        return _result(
+        return tool_result(
             f"Demo booked: {spoken_day(day)}, {time}", demo_id=demo, date=day.isoformat(), time=time
         )
 

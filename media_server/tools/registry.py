@@ -100,9 +100,6 @@ class Toolbox:
             raise ValueError(f"two tools are named {tool.name!r}")
         self._tools[tool.name] = tool
 
-    def remove_where(self, keep: Callable[[Tool], bool]) -> None:
-        self._tools = {n: t for n, t in self._tools.items() if keep(t)}
-
     def __len__(self) -> int:
         return len(self._tools)
 

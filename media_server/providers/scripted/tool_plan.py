@@ -62,9 +62,7 @@ def plan(
     return text  # booked or cancelled: the scripted confirmation is now true
 
 
-def _real_ticket_in_goodbye(
-    text: str, done: str | None, messages: Sequence[ChatMessage]
-) -> str:
+def _real_ticket_in_goodbye(text: str, done: str | None, messages: Sequence[ChatMessage]) -> str:
     """The goodbye repeats the ticket number: the one the tool opened."""
     prefix = "Your ticket number is "
     if not done or not done.startswith(prefix):
