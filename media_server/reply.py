@@ -41,6 +41,7 @@ class ReplyWriter:
         # the history before its reply once the turn ends; and what ran.
         self.tool_messages: list[ChatMessage] = []
         self.tool_records: list[CallRecord] = []
+        self.acted = False  # a tool round has started
 
     async def write(self, tts_queue: asyncio.Queue[str | None]) -> None:
         """Streams the reply text (llm_response events, TTS chunks), running
@@ -66,6 +67,7 @@ class ReplyWriter:
             if not calls or ctx.tools is None:
                 break
             said = self.text[text_before:].strip()
+            self.acted = True  # the page saw it act: no longer a turn to cut without a word
             answers = await run_round(
                 ctx.tools,
                 calls,

@@ -171,9 +171,9 @@ class Turn:
 
     @property
     def continuable(self) -> bool:
-        """A spoken turn the person has heard nothing of yet: if they go on
-        talking, it is the same turn, not an interruption."""
-        return self.utterance is not None and not self._spoken.started
+        """A spoken turn the person has heard nothing of yet, and that has not
+        acted (called a tool): if they go on talking, it is the same turn."""
+        return self.utterance is not None and not self._spoken.started and not self._writer.acted
 
     def retract(self) -> None:
         """Take back what the turn put in the history; record_heard() then
