@@ -343,3 +343,28 @@ async def test_barge_in_during_a_real_booking_writes_it_whole(
     finally:
         gate.set()
         await db.close()
+
+
+async def test_a_spoken_turn_that_acted_is_not_continued_silently(
+    fake: OpenAIFake, make_rig
+) -> None:
+    from media_server.types import Utterance
+    from tests.audio_fixtures import speech_like
+
+    release = asyncio.Event()
+
+    async def wait(args: dict[str, Any]) -> ToolResult:
+        await release.wait()
+        return ToolResult(True, '"ok"', "ok")
+
+    fake.knobs.tool_calls = calls_until_answered({"name": "look", "arguments": {}})
+    fake.knobs.reply = "Found it."
+    r = make_rig([Tool("look", "A lookup", NO_ARGS, wait, timeout_s=30.0)])
+    turn = Turn(r.ctx, 1, utterance=Utterance(speech_like(0.5)))
+    assert turn.continuable  # nothing heard, nothing done yet
+    async with Playback(r.ctx.speaker):
+        task = asyncio.create_task(turn.run())
+        await r.sent.wait_for("tool_call", name="look")
+        assert not turn.continuable  # it acted: talking on now interrupts it
+        release.set()
+        assert (await task).outcome == "completed"
