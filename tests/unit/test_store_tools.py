@@ -156,3 +156,34 @@ def test_bad_urls_are_refused() -> None:
     for bad in ("postgres://h/db", "sqlite:///", "data/x.db"):
         with pytest.raises(ValueError):
             database_path(bad)
+
+
+async def test_a_database_that_cannot_be_opened_stops_start_up_with_one_line(
+    tmp_path: Path,
+) -> None:
+    import os
+    import sys
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{blocker}/voice-agent.db",
+        "ICE_HOST_ADDRESSES": "127.0.0.1",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "media_server",
+        "--port",
+        "0",
+        cwd=tmp_path,  # no .env of the developer's
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    last = err.decode().strip().splitlines()[-1]
+    assert last.startswith("voice-agent: DATABASE_URL: database ") and "cannot open" in last
