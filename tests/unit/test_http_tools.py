@@ -153,3 +153,35 @@ def test_bad_tool_tables_are_refused_with_the_field_named():
             parse_agents_toml(base + '\n[[agents.dentist.mcp]]\nargs = ["x"]\n')
     finally:
         del os.environ["CLINIC_TOKEN"]
+
+
+async def test_a_failing_webhook_in_a_turn_is_explained_by_the_model(webhook, http_tools):
+    from tests.fakes.openai_fake import start_openai_fake
+    from tests.unit.test_tool_turns import KEY, Rig, calls_until_answered, tool_messages
+
+    hook, url = webhook
+    hook.status, hook.body = 502, "bad gateway"
+    fake = await start_openai_fake(api_key=KEY)
+    fake.knobs.tool_calls = calls_until_answered(
+        {"name": "check_insurance", "arguments": {"member_id": "M-9"}}
+    )
+    fake.knobs.reply = lambda body: (
+        "Sorry, the insurance check is down right now."
+        if "error" in json.loads(tool_messages(body)[0]["content"])
+        else "You are covered."
+    )
+    box = box_for(agents_toml(url), http_tools)
+    r = Rig(fake, [])
+    r.ctx.tools = box
+    try:
+        result = await r.run_text("Am I covered? My member id is M-9")
+        assert result.outcome == "completed"
+        assert result.reply == "Sorry, the insurance check is down right now."
+        [answer] = tool_messages(fake.requests[-1].json)
+        assert json.loads(answer["content"]) == {
+            "error": "check_insurance answered HTTP 502: bad gateway"
+        }
+        assert r.sent.of("tool_result", ok=False)
+    finally:
+        await r.llm.close()
+        await fake.close()
