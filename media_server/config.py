@@ -152,6 +152,9 @@ class Settings:
     twilio_allow_unsigned: bool = False  # local tries only: no signature check
     phone_numbers: tuple[tuple[str, str], ...] = ()  # called number -> agent id
     phone_agent: str = "receptionist"  # neither ?agent= nor a mapped number
+    # The agents' database: bookings, tickets, demos, conversation records
+    # (README "Agents that act"). A relative path is from the working directory.
+    database_url: str = field(default="sqlite:///data/voice-agent.db", repr=False)
 
     @property
     def openai_configured(self) -> bool:
@@ -271,6 +274,14 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return flag(name, raw)
     if attr == "phone_numbers":
         return phone_number_map(name, raw)
+    if attr == "database_url":
+        from media_server.store.db import database_path
+
+        try:
+            database_path(raw.strip())
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+        return raw.strip()
     if attr == "agents_file":
         return Path(raw.strip()) if raw.strip() else None
     if attr == "log_level":

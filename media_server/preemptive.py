@@ -32,7 +32,9 @@ from media_server.config import Settings
 from media_server.deadlines import StageDeadlines, first_item, remaining_items
 from media_server.metrics import Metrics
 from media_server.providers.base import LanguageModel
+from media_server.reply import reply_request
 from media_server.text import ConversationHistory
+from media_server.tools.registry import Toolbox
 from media_server.types import ChatMessage, ProviderError, ReplyOptions
 
 log = logging.getLogger(__name__)
@@ -171,8 +173,11 @@ class Preemption:
         *,
         label: str,
         enabled: bool = True,
+        tools: Toolbox | None = None,
     ) -> None:
+        """``tools``: what the agent's turns offer their model (the request must match)."""
         self._llm = llm
+        self._tools = tools
         self._history = history
         self._agent = agent
         self._deadlines = deadlines
@@ -194,10 +199,13 @@ class Preemption:
         agent: Agent,
         metrics: Metrics,
         label: str,
+        tools: Toolbox | None = None,
     ) -> Preemption:
         deadlines = StageDeadlines.from_settings(settings)
         enabled = settings.preemptive_reply == "on"
-        return cls(llm, history, agent, deadlines, metrics, label=label, enabled=enabled)
+        return cls(
+            llm, history, agent, deadlines, metrics, label=label, enabled=enabled, tools=tools
+        )
 
     def start(self, pause: int, text: str, said: str) -> None:
         """The whole turn up to ``pause`` reads ``text``: start the reply that
@@ -207,11 +215,8 @@ class Preemption:
             return
         self.discard("superseded")
         self._retire_adopted()
-        agent = self._agent
-        options = ReplyOptions(
-            temperature=agent.temperature, max_tokens=agent.max_tokens, persona=agent.persona
-        )
-        messages = self._history.messages_with_user(agent.prompt, said)
+        prompt, options = reply_request(self._agent, self._tools)
+        messages = self._history.messages_with_user(prompt, said)
         self.pending = PreemptiveReply(
             self._llm, messages, options, self._deadlines,
             pause=pause, text=text, label=self._label,

@@ -41,6 +41,7 @@ from media_server.preemptive import Preemption
 from media_server.providers.base import Providers, SpeechToTextStream
 from media_server.rtc.call import WebRtcTransport
 from media_server.text import ConversationHistory
+from media_server.tools.acting import SessionActing
 from media_server.transport import CallHooks, CallTransport
 from media_server.turn import TurnContext
 from media_server.types import Stage
@@ -62,6 +63,7 @@ class VoiceSession:
         on_closed: Callable[[VoiceSession], None] = lambda s: None,
         vad_pool: SileroPool | None = None,
         transport: CallTransport | None = None,
+        acting: SessionActing | None = None,
     ) -> None:
         """``transport``: the line the call runs on; a WebRTC peer if None."""
         self.session_id = session_id
@@ -70,6 +72,7 @@ class VoiceSession:
         self.providers = providers
         self.metrics = metrics
         self._on_closed = on_closed
+        self.acting = acting  # its tools and its conversation record, if the agent acts
         label = f"session {session_id}"
 
         if transport is None:
@@ -110,6 +113,8 @@ class VoiceSession:
                 on_stage_result=self.faults.stage_result,
                 observe=metrics.observe_stage,
                 on_fallback=self._on_fallback,
+                tools=acting.tools if acting is not None else None,
+                on_turn_end=acting.record.turn if acting is not None else lambda r: None,
             ),
             metrics,
             label=label,
@@ -126,7 +131,13 @@ class VoiceSession:
             max_speculative=settings.turn_max_speculative,
             label=label,
             preemption=Preemption.from_settings(
-                settings, providers.llm, self.history, agent, metrics, label
+                settings,
+                providers.llm,
+                self.history,
+                agent,
+                metrics,
+                label,
+                tools=acting.tools if acting is not None else None,
             ),
         )
         self.liveness = Liveness(Limits.from_settings(settings), time.monotonic())
@@ -152,9 +163,8 @@ class VoiceSession:
         self._watchdog = asyncio.create_task(self._watch(), name=f"session-{self.session_id}-watch")
 
     def _refresh_status(self) -> None:
-        """The one place the status changes: the running turn's phase, else
-        whether the person is speaking (and whether we wait on an unfinished
-        sentence)."""
+        """The one place the status changes: the running turn's phase, else whether the
+        person is speaking (and whether we wait on an unfinished sentence)."""
         listener = self.listener
         status = self.conversation.phase or (
             "still_listening"
@@ -300,6 +310,8 @@ class VoiceSession:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            if self.acting is not None:
+                await self.acting.record.close(reason)
             await self.transport.close()
             self.vad.give_back()
         finally:

@@ -28,6 +28,7 @@ from media_server.metrics import CONTENT_TYPE, Metrics
 from media_server.providers import build_providers
 from media_server.providers.base import Providers
 from media_server.workers import SessionCount
+from signaling import acting
 from signaling.client_address import TrustedProxies
 from signaling.ice_servers import ice_servers
 from signaling.limits import RateLimiter, origin_allowed
@@ -294,4 +295,5 @@ def create_app(
     app.on_startup.append(_on_startup)
     app.on_shutdown.append(_on_shutdown)
     app.on_cleanup.append(_on_cleanup)
+    acting.install(app)  # the agents' tools and database, /api/sessions/{id}
     return app

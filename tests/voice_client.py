@@ -47,6 +47,7 @@ class VoiceClient:
         self._new_event = asyncio.Condition()
         self.audio = ReceivedAudio()
         self.session_id: str | None = None
+        self.record_key: str | None = None
         self._channel: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._voiced = asyncio.Event()
@@ -75,6 +76,7 @@ class VoiceClient:
                 if response.status != 200:
                     raise RuntimeError(f"offer refused: {response.status} {body}")
         self.session_id = body["session_id"]
+        self.record_key = body.get("record_key")  # the key to this call's transcript
         await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type="answer"))
         return await self.wait_for("connection_established", timeout=timeout)
 
