@@ -31,7 +31,7 @@ from media_server.agents import Agent
 from media_server.config import Settings
 from media_server.deadlines import StageDeadlines, first_item, remaining_items
 from media_server.metrics import Metrics
-from media_server.providers.base import LanguageModel
+from media_server.providers.base import LanguageModel, SpeechToText
 from media_server.reply import reply_request
 from media_server.text import ConversationHistory
 from media_server.tools.registry import Toolbox
@@ -158,6 +158,15 @@ class AdoptedLLM:
 
     async def close(self) -> None:
         """The engine is the process's, not this turn's: nothing to close."""
+
+
+def pauses_start_replies(settings: Settings, stt: SpeechToText) -> bool:
+    """Whether a pause's transcript may start a reply: on, and the engine's
+    transcript of a pause covers the turn (a batch engine's speculative one,
+    or a stream whose interims are final). A partial decode (pocketsphinx)
+    starts none, so the listener need not report pauses for it."""
+    caps = stt.capabilities
+    return settings.preemptive_reply == "on" and (not caps.streaming or caps.final_interims)
 
 
 class Preemption:

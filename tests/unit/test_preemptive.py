@@ -104,6 +104,18 @@ async def test_words_that_read_unfinished_start_no_reply(calls) -> None:
     assert counted(call, "voice_agent_preemptive_replies_total", outcome="started") == 0
 
 
+async def test_a_partial_decode_starts_no_reply_and_is_not_asked_at_pauses(calls) -> None:
+    stt, llm = FakeSTT("I would like an appointment", streaming=True), FakeLLM(REPLY)
+    call = calls(fake_providers(stt=stt, llm=llm, tts=FakeTTS(audio_ms=60)), **SILENCE)
+    call.say(speech_like(0.6) + silence(0.2))
+    await asyncio.sleep(0.05)
+    [stream] = stt.streams
+    assert stream.interims == 0 and llm.calls == []  # "silence" reads no words
+    call.say(silence(0.4))
+    await call.sent.wait_for("turn_metrics")
+    assert stream.finished and len(llm.calls) == 1
+
+
 async def test_off_asks_the_model_only_once_the_turn_has_ended(calls) -> None:
     stt, llm = FakeSTT("I would like an appointment"), FakeLLM(REPLY)
     providers = fake_providers(stt=stt, llm=llm, tts=FakeTTS(audio_ms=60))
