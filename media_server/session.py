@@ -23,6 +23,7 @@ from media_server.audio.outbound import AgentAudioTrack
 from media_server.config import Settings
 from media_server.conversation import Conversation
 from media_server.deadlines import StageDeadlines
+from media_server.echo.guard import EchoGuard
 from media_server.events import EventChannel
 from media_server.ice_servers import IceServers
 from media_server.interim import InterimTranscripts
@@ -86,7 +87,9 @@ class VoiceSession:
             label=label,
         )
         self.events = EventChannel(label)
-        self.speaker = AgentAudioTrack(on_late=metrics.outbound_late.inc)
+        self.echo_guard = EchoGuard.from_setting(settings.echo_guard)  # our voice, heard back
+        late, played = metrics.outbound_late.inc, self.echo_guard.played
+        self.speaker = AgentAudioTrack(on_late=late, on_played=played)
         # Its Silero model is leased in accept(), off the loop (~100 ms to load).
         self.vad = SessionVad(
             settings.vad_provider,
@@ -145,6 +148,7 @@ class VoiceSession:
         """Answer an offer; raises ``rtc.peer.OfferError`` for SDP aiortc refuses."""
         answer = await self.peer.answer(offer_sdp, self.speaker)
         await asyncio.to_thread(self.vad.lease)
+        await asyncio.to_thread(self.echo_guard.prepare)
         self._watchdog = asyncio.create_task(self._watch(), name=f"session-{self.session_id}-watch")
         return answer
 
@@ -202,7 +206,7 @@ class VoiceSession:
     def _on_pcm(self, pcm: bytes, now: float) -> None:
         if self._closing:
             return
-        conversation = self.conversation
+        conversation, pcm = self.conversation, self.echo_guard.clean(pcm, now)
         for decision in self.listener.feed(pcm, now, agent_has_floor=conversation.busy):
             if isinstance(decision, PersonStarted):
                 self.liveness.activity(now)
@@ -256,8 +260,7 @@ class VoiceSession:
         self.events.send(protocol.provider_fallback(stage, from_engine, to_engine, message, names))
 
     def _engine_names(self) -> dict[str, str]:
-        names = self.providers.names
-        return {"stt": names.stt, "llm": names.llm, "tts": names.tts}
+        return {k: getattr(self.providers.names, k) for k in ("stt", "llm", "tts")}
 
     def _on_turn_done(self) -> None:
         self.liveness.activity(time.monotonic())
