@@ -39,9 +39,13 @@ IDLE_AFTER_S = 1.0
 # The timeline of what was played keeps this much (the canceller looks back
 # on its own; this only has to cover the time a frame waits to be cleaned).
 REFERENCE_KEEP_S = 2.0
-# The inbound audio's own timeline is re-anchored on the clock when it drifts
-# further than this (a stalled loop, a burst after a network hiccup).
-MAX_DRIFT_S = 0.2
+# The inbound audio is laid on the clock by its own sample count, anchored at
+# the earliest it ever arrived: a stall (a busy loop, a network hiccup) delays
+# frames that were captured on time, and a burst after it must not move the
+# timeline. Only if it arrives this much later for LATE_FOR_S on end (samples
+# lost for good) is it re-anchored.
+MAX_LATE_S = 0.3
+LATE_FOR_S = 2.0
 REFERENCE_RATE = 48000  # the outbound track's rate
 
 
@@ -59,7 +63,14 @@ class ReferenceTimeline:
         return round(t * self._rate)
 
     def add(self, samples: np.ndarray, start: float) -> None:
+        """``samples`` played from clock time ``start``. The track plays on a
+        steady 20 ms grid, but the time it reports for a frame wobbles with
+        the event loop by a few ms: a frame within a second of the last one
+        is laid on that grid (whole frames after it), so the reference has
+        neither gaps nor overlaps that the echo has not."""
         begin = self.index(start)
+        if self._end is not None and samples.size and abs(begin - self._end) < self._rate:
+            begin = self._end + round((begin - self._end) / samples.size) * samples.size
         stop = begin + samples.size
         if self._end is not None and begin > self._end:
             self._write(self._end, np.zeros(min(begin - self._end, self._size), np.int16))
@@ -96,12 +107,31 @@ def _slices(lo: int, hi: int, size: int) -> list[tuple[int, int]]:
     return out
 
 
-def downsample_48k(pcm: bytes) -> np.ndarray:
-    """48 kHz s16le -> 16 kHz: the mean of each 3 samples (a cheap low-pass;
-    the canceller needs the reference's shape, not hi-fi)."""
-    samples = np.frombuffer(pcm, dtype="<i2")
-    usable = samples.size - samples.size % 3
-    return samples[:usable].reshape(-1, 3).mean(axis=1).astype(np.int16)
+class Decimator:
+    """48 kHz s16le -> 16 kHz, through a 47-tap low-pass (7 kHz) that keeps
+    its state across frames: the reference must match the microphone's band,
+    which the inbound resampler filters properly (a bare mean of 3 samples
+    aliases, and the canceller cannot model what aliasing adds)."""
+
+    TAPS = 47
+
+    def __init__(self) -> None:
+        n = np.arange(self.TAPS) - (self.TAPS - 1) / 2
+        kernel = np.sinc(2 * 7000 / REFERENCE_RATE * n) * np.hamming(self.TAPS)
+        self._kernel = kernel / kernel.sum()
+        self._history = np.zeros(self.TAPS - 1)
+        self._phase = 0  # input samples to skip before the next kept one
+
+    def convert(self, pcm: bytes) -> np.ndarray:
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+        joined = np.concatenate([self._history, samples])
+        # Only the kept outputs are computed (the kernel is symmetric, so this
+        # is the convolution).
+        windows = np.lib.stride_tricks.sliding_window_view(joined, self.TAPS)
+        kept = windows[self._phase :: 3] @ self._kernel
+        self._history = joined[-(self.TAPS - 1) :]
+        self._phase = (self._phase - samples.size) % 3
+        return np.clip(np.round(kept), -32768, 32767).astype(np.int16)
 
 
 class EchoGuard:
@@ -114,8 +144,10 @@ class EchoGuard:
         self._make_canceller = make_canceller
         self._canceller: Canceller | None = None
         self.reference = ReferenceTimeline()
+        self._decimator = Decimator()
         self._anchor: int | None = None  # inbound timeline: absolute index of its next sample
         self._pending = b""
+        self._late_samples = 0  # inbound audio arriving later than MAX_LATE_S in a row
         # Counters (metrics, the bench).
         self.frames_cleaned = 0
         self.frames_passed = 0
@@ -135,7 +167,7 @@ class EchoGuard:
         """A frame of the agent's voice left the server at clock time ``at``."""
         if self._make_canceller is None:
             return
-        self.reference.add(downsample_48k(pcm48k), at)
+        self.reference.add(self._decimator.convert(pcm48k), at)
 
     def clean(self, pcm: bytes, now: float) -> bytes:
         """Inbound 16 kHz s16le mono whose last sample arrived at ``now``,
@@ -149,7 +181,7 @@ class EchoGuard:
         if not whole:
             return b""
         first = self._place(whole // 2, now - len(self._pending) / 2 / RATE)
-        if now - self.reference.last_sound_at > IDLE_AFTER_S:
+        if first / RATE - self.reference.last_sound_at > IDLE_AFTER_S:
             self.frames_passed += whole // FRAME_BYTES
             return data[:whole]
         if self._canceller is None:
@@ -165,11 +197,17 @@ class EchoGuard:
 
     def _place(self, samples: int, end: float) -> int:
         """The absolute index of the first of ``samples`` inbound samples
-        ending at clock time ``end``: the inbound stream's own running
-        count, re-anchored on the clock if it drifted."""
+        ending at clock time ``end``: the inbound stream's own running count,
+        from the earliest it arrived (see ``MAX_LATE_S``)."""
         on_clock = self.reference.index(end) - samples
-        if self._anchor is None or abs(self._anchor - on_clock) > MAX_DRIFT_S * RATE:
-            self._anchor = on_clock
+        if self._anchor is None or on_clock < self._anchor:
+            self._anchor = on_clock  # earlier than ever: less network delay
+        elif on_clock - self._anchor > MAX_LATE_S * RATE:
+            self._late_samples += samples
+            if self._late_samples >= LATE_FOR_S * RATE:
+                self._anchor = on_clock
+        else:
+            self._late_samples = 0
         first = self._anchor
         self._anchor += samples
         return first

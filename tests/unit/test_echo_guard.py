@@ -110,8 +110,15 @@ def test_the_reference_timeline_reads_what_was_played_when_and_zeros_elsewhere()
     line.add(np.arange(1, 11, dtype=np.int16), start=5.0)  # samples 500..509
     assert line.read(498, 4).tolist() == [0, 0, 1, 2]
     assert line.read(508, 4).tolist() == [9, 10, 0, 0]
-    line.add(np.full(20, 7, dtype=np.int16), start=5.95)  # 595..614: wraps the ring
-    assert line.read(594, 3).tolist() == [0, 7, 7]  # the gap before it reads as silence
-    assert line.read(613, 4).tolist() == [7, 7, 0, 0]
-    assert line.read(500, 2).tolist() == [0, 0]  # older than the ring keeps
-    assert line.last_sound_at == pytest.approx(6.15)
+    # Reported 2 samples late (the loop's wobble): laid right after, no gap.
+    line.add(np.full(10, 7, dtype=np.int16), start=5.12)
+    assert line.read(508, 4).tolist() == [9, 10, 7, 7]
+    # After a pause, on the same grid of whole frames: 581 -> 580.
+    line.add(np.full(10, 3, dtype=np.int16), start=5.81)
+    assert line.read(577, 4).tolist() == [0, 0, 0, 3]
+    assert line.read(520, 3).tolist() == [0, 0, 0]  # the pause reads as silence
+    line.add(np.full(20, 5, dtype=np.int16), start=6.9)  # 690..709: wraps the ring
+    assert line.read(688, 4).tolist() == [0, 0, 5, 5]
+    assert line.read(708, 4).tolist() == [5, 5, 0, 0]
+    assert line.read(600, 2).tolist() == [0, 0]  # older than the ring keeps
+    assert line.last_sound_at == pytest.approx(7.1)
