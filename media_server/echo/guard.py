@@ -32,6 +32,7 @@ from media_server.echo.canceller import (
     Aec3Canceller,
     Canceller,
 )
+from media_server.echo.detector import EchoDetector
 
 # Longer than the longest echo path (network round trip, jitter buffers, the
 # room): after this much quiet the agent's voice cannot come back any more.
@@ -46,7 +47,10 @@ REFERENCE_KEEP_S = 2.0
 # lost for good) is it re-anchored.
 MAX_LATE_S = 0.3
 LATE_FOR_S = 2.0
-REFERENCE_RATE = 48000  # the outbound track's rate
+REFERENCE_RATE = 48000
+JUDGE_EVERY_S = (
+    0.25  # how often to look for an echo until one is found  # the outbound track's rate
+)
 
 
 class ReferenceTimeline:
@@ -147,6 +151,9 @@ class EchoGuard:
         self._decimator = Decimator()
         self._anchor: int | None = None  # inbound timeline: absolute index of its next sample
         self._pending = b""
+        self.detector = EchoDetector()
+        self._recent = np.zeros(0, dtype=np.int16)  # the last half second heard
+        self._unjudged = 0  # samples heard since the detector last judged
         self._late_samples = 0  # inbound audio arriving later than MAX_LATE_S in a row
         # Counters (metrics, the bench).
         self.frames_cleaned = 0
@@ -171,8 +178,9 @@ class EchoGuard:
 
     def clean(self, pcm: bytes, now: float) -> bytes:
         """Inbound 16 kHz s16le mono whose last sample arrived at ``now``,
-        less the echo of what was played; same length as given, except a
-        trailing part of a 10 ms frame, which is kept for the next call."""
+        less the echo of what was played (unless the detector found there is
+        none); same length as given, except a trailing part of a 10 ms
+        frame, which is kept for the next call."""
         if self._make_canceller is None:
             return pcm
         data = self._pending + pcm if self._pending else pcm
@@ -193,7 +201,25 @@ class EchoGuard:
                 self._canceller.process(reference.tobytes(), data[offset : offset + FRAME_BYTES])
             )
         self.frames_cleaned += len(out)
+        self._listen_for_echo(data[:whole], first + whole // 2)
+        if self.detector.state == "absent":
+            return data[:whole]  # no echo in this microphone: the person as they come
         return b"".join(out)
+
+    def _listen_for_echo(self, heard: bytes, end: int) -> None:
+        """Keep the last half second heard (ending at absolute index ``end``)
+        and, every ``JUDGE_EVERY_S``, ask the detector whether it holds the
+        agent's voice."""
+        detector = self.detector
+        if detector.state == "found":
+            return
+        samples = np.frombuffer(heard, dtype="<i2")
+        self._recent = np.concatenate([self._recent, samples])[-detector.window :]
+        self._unjudged += samples.size
+        if self._unjudged >= JUDGE_EVERY_S * RATE:
+            self._unjudged = 0
+            span = self._recent.size + detector.lookback
+            detector.judge(self._recent, self.reference.read(end - span, span))
 
     def _place(self, samples: int, end: float) -> int:
         """The absolute index of the first of ``samples`` inbound samples

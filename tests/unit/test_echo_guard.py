@@ -85,6 +85,23 @@ def test_a_person_talking_over_the_echo_still_interrupts(delay_ms: float):
     assert 2.0 < cut.at - T0 < 3.5  # within the person's phrase, not the echo before it
 
 
+def test_a_client_that_cancels_its_own_echo_is_heard_as_it_comes_once_none_was_found():
+    # The page keeps the browser's echo cancellation on: nothing comes back, and
+    # an unconverged canceller would only eat the person's first words.
+    guard = EchoGuard(Aec3Canceller)
+    decisions = call(level_db=-90, delay_ms=60, guard=guard, person_at_s=2.0)
+    assert guard.detector.state == "absent"
+    bare = call(level_db=-90, delay_ms=60, guard=None, person_at_s=2.0)
+    first_cut = next(d for d in decisions if isinstance(d, BargeIn))
+    assert first_cut == next(d for d in bare if isinstance(d, BargeIn))
+
+
+def test_the_detector_finds_an_echo_and_keeps_it():
+    guard = EchoGuard(Aec3Canceller)
+    call(level_db=-20, delay_ms=150, guard=guard)
+    assert guard.detector.state == "found" and guard.detector.best > 0.5
+
+
 def test_with_nothing_played_the_microphone_passes_untouched_and_costs_nothing():
     made = []
     guard = EchoGuard(lambda: made.append(1) or Aec3Canceller())
