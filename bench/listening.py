@@ -62,21 +62,10 @@ def _to_48k(pcm16k: bytes) -> bytes:
 
 
 def noises() -> dict[str, bytes]:
-    """The unit tests' room noises, plus dishes, 48 kHz."""
-    from tests.unit.test_vad import RATE as R16
-    from tests.unit.test_vad import dbfs, to_pcm
+    """The unit tests' room noises (tests/unit/test_vad.py), 48 kHz."""
     from tests.unit.test_vad import noises as vad_noises
 
-    rng = np.random.default_rng(3)
-    t = np.arange(R16 * 4) / R16
-    dishes = np.zeros_like(t)
-    for start in (0.4, 0.9, 1.7, 2.3, 3.2):  # clinks: ringing partials, fast decay
-        i, n = int(start * R16), int(0.3 * R16)
-        ring = sum(np.sin(2 * np.pi * f * t[:n]) for f in (2100, 3400, 5200))
-        dishes[i : i + n] += ring * np.exp(-t[:n] * 25) * (1 + 0.2 * rng.standard_normal(n))
-    out = {name: _to_48k(pcm) for name, pcm in vad_noises().items()}
-    out["dishes"] = _to_48k(to_pcm(dbfs(dishes, -25)))
-    return out
+    return {name: _to_48k(pcm) for name, pcm in vad_noises().items()}
 
 
 def cough() -> bytes:

@@ -58,6 +58,11 @@ def noises() -> dict[str, bytes]:
     beeps = np.where((t % 1.0) < 0.1, np.sin(2 * np.pi * 1000 * t), 0.0)  # the fake mic's
     hum = np.sin(2 * np.pi * 50 * t) + 0.3 * np.sin(2 * np.pi * 150 * t)
     fan = np.convolve(rng.standard_normal(t.size), np.ones(40) / 40, "same")
+    dishes = np.zeros_like(t)
+    for start in (0.4, 0.9, 1.7, 2.3, 3.2):  # clinks: ringing partials, fast decay
+        i, n = int(start * RATE), int(0.3 * RATE)
+        ring = sum(np.sin(2 * np.pi * f * t[:n]) for f in (2100, 3400, 5200))
+        dishes[i : i + n] += ring * np.exp(-t[:n] * 25)
     return {
         "pink noise": to_pcm(dbfs(pink(4, rng), -40)),
         "loud pink noise": to_pcm(dbfs(pink(4, rng), -20)),
@@ -67,6 +72,7 @@ def noises() -> dict[str, bytes]:
         "knocks": to_pcm(dbfs(knocks, -20)),
         "music chord": to_pcm(dbfs(chord * (1 + 0.3 * np.sin(2 * np.pi * 2 * t)), -25)),
         "beeps": to_pcm(dbfs(beeps, -20)),
+        "dishes": to_pcm(dbfs(dishes, -25)),
     }
 
 
