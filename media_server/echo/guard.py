@@ -192,6 +192,10 @@ class EchoGuard:
         if first / RATE - self.reference.last_sound_at > IDLE_AFTER_S:
             self.frames_passed += whole // FRAME_BYTES
             return data[:whole]
+        if self.detector.state == "absent":  # the client cancels its own echo
+            self._listen_for_echo(data[:whole], first + whole // 2)
+            self.frames_passed += whole // FRAME_BYTES
+            return data[:whole]
         if self._canceller is None:
             self._canceller = self._make_canceller()
         out = []
@@ -204,7 +208,7 @@ class EchoGuard:
         self._listen_for_echo(data[:whole], first + whole // 2)
         if self.detector.state == "absent":
             return data[:whole]  # no echo in this microphone: the person as they come
-        return b"".join(out)
+        return b"".join(out)  # (until it knows, or once it found one: cancelled)
 
     def _listen_for_echo(self, heard: bytes, end: int) -> None:
         """Keep the last half second heard (ending at absolute index ``end``)
