@@ -17,12 +17,14 @@ from typing import Any
 from media_server.config_values import (
     ConfigError,
     chain_of,
+    flag,
     float_in_range,
     int_in_range,
     ip_list,
     network_list,
     one_of,
     origin_list,
+    phone_number_map,
     read_dotenv,
     redis_url,
     secret,
@@ -141,6 +143,14 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     log_format: str = "text"
 
+    # Phone calls (README "Phone calls"). PUBLIC_URL: the https:// address
+    # Twilio calls (the signature covers it; behind a proxy ours differs).
+    public_url: str = ""
+    twilio_auth_token: str = field(default="", repr=False)
+    twilio_allow_unsigned: bool = False  # local tries only: no signature check
+    phone_numbers: tuple[tuple[str, str], ...] = ()  # called number -> agent id
+    phone_agent: str = "receptionist"  # neither ?agent= nor a mapped number
+
     @property
     def openai_configured(self) -> bool:
         return bool(self.openai_api_key)
@@ -162,6 +172,7 @@ class Settings:
             self.auth_secret,
             self.turn_secret,
             self.turn_password,
+            self.twilio_auth_token,
         )
         return tuple(v for v in values if v)
 
@@ -233,7 +244,7 @@ def _convert(attr: str, name: str, raw: str) -> Any:
                 "on 2 cores; use lexical (the default) or silence"
             )
         return one_of(name, raw, TURN_DETECTORS)
-    if attr in ("openai_base_url", "elevenlabs_base_url"):
+    if attr in ("openai_base_url", "elevenlabs_base_url", "public_url"):
         return url(name, raw)
     if attr == "ice_host_addresses":
         return ip_list(name, raw)
@@ -253,8 +264,12 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return redis_url(name, raw)
     if attr == "metrics_token":
         return secret(name, raw)
-    if attr == "auth_secret":
+    if attr in ("auth_secret", "twilio_auth_token"):
         return secret(name, raw)
+    if attr == "twilio_allow_unsigned":
+        return flag(name, raw)
+    if attr == "phone_numbers":
+        return phone_number_map(name, raw)
     if attr == "agents_file":
         return Path(raw.strip()) if raw.strip() else None
     if attr == "log_level":

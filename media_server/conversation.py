@@ -172,6 +172,14 @@ class Conversation:
         task.add_done_callback(self._cancelled.discard)
         self._turn = self._task = None
 
+    def open_with(self, make_turn: Callable[[TurnContext, int], Turn]) -> None:
+        """The agent speaks first (a phone call's greeting): a turn of its own
+        that the person can talk over like any other. Only when idle."""
+        if self._closed or self._task is not None:
+            return
+        self._turn_seq += 1
+        self._start_turn(make_turn(self._ctx, self._turn_seq))
+
     def _start_turn(self, turn: Turn) -> None:
         self._turn = turn
         self._task = asyncio.create_task(self._run(turn), name=f"{self._label}-turn-{turn.turn_id}")

@@ -46,6 +46,18 @@ class Metrics:
         self.sessions_ended = Counter(
             "voice_agent_sessions_ended", "Sessions ended, by reason", ["reason"], registry=r
         )
+        self.calls = Counter(
+            "voice_agent_calls",
+            "Calls answered, by transport (webrtc, twilio, pcm_ws)",
+            ["transport"],
+            registry=r,
+        )
+        self.calls_refused = Counter(
+            "voice_agent_calls_refused",
+            "Phone streams and webhooks refused, by transport and reason",
+            ["transport", "reason"],
+            registry=r,
+        )
         self.offers_rejected = Counter(
             "voice_agent_offers_rejected", "Offers refused, by HTTP status", ["status"], registry=r
         )

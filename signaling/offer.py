@@ -223,6 +223,7 @@ async def _answer_offer(request: web.Request) -> web.Response:
         await session.close("error")
         raise
     m.sessions_total.inc()
+    m.calls.labels(transport="webrtc").inc()
     return web.json_response({"sdp": answer_sdp, "type": "answer", "session_id": session_id})
 
 

@@ -142,8 +142,8 @@ class EchoGuard:
     """One per session, fed by the outbound track and the inbound audio."""
 
     def __init__(self, make_canceller: Callable[[], Canceller] | None) -> None:
-        """``make_canceller`` is called once, by ``prepare()`` or at the first
-        agent audio; None: the guard is off and hands the microphone's audio
+        """``make_canceller`` is called once, at the first agent audio (under a
+        millisecond once ``warm_canceller()`` loaded the native library); None: the guard is off and hands the microphone's audio
         on as it comes."""
         self._make_canceller = make_canceller
         self._canceller: Canceller | None = None
@@ -163,12 +163,6 @@ class EchoGuard:
     def from_setting(cls, mode: str) -> EchoGuard:
         """``ECHO_GUARD``: "aec" (WebRTC AEC3) or "off"."""
         return cls(Aec3Canceller if mode == "aec" else None)
-
-    def prepare(self) -> None:
-        """Make the canceller now (off the event loop: the first one in a
-        process loads a native library) instead of at the first echo."""
-        if self._make_canceller is not None and self._canceller is None:
-            self._canceller = self._make_canceller()
 
     def played(self, pcm48k: bytes, at: float) -> None:
         """A frame of the agent's voice left the server at clock time ``at``."""

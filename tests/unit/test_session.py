@@ -129,7 +129,7 @@ async def calls() -> AsyncIterator[Callable[..., Call]]:
             metrics=metrics,
         )
         channel = FakeChannel()
-        session._on_datachannel(channel)
+        session.transport._on_datachannel(channel)
         playback = Playback(session.speaker, only_audio=False).start()
         call = Call(session, channel, metrics, now=time.monotonic())
         opened.append((call, playback))
@@ -161,7 +161,7 @@ async def test_the_page_hears_who_it_talks_to_and_the_status(calls) -> None:
     assert status == {"type": "status_update", "status": "idle"}
     # Another channel, or the same label again, is not the page's events channel.
     for other in (FakeChannel("chat"), FakeChannel()):
-        call.session._on_datachannel(other)
+        call.session.transport._on_datachannel(other)
         assert other.sent.raw == [] and other.handlers == {}
     await call.session.close()
 
@@ -445,7 +445,7 @@ async def test_end_session_ends_it_once_and_frees_everything(calls) -> None:
     assert call.sent.names()[-1] == "session_end"  # nothing of the cut turn follows
     assert not session.conversation.busy
     assert session.speaker.readyState == "ended"
-    assert session.peer.pc.connectionState == "closed"
+    assert session.transport.peer.pc.connectionState == "closed"
     # No task of the session is left: its turn, its close, the speaker's reader.
     await wait_until(lambda: others() <= before, timeout=1.0)
 
