@@ -143,8 +143,9 @@ class EchoGuard:
 
     def __init__(self, make_canceller: Callable[[], Canceller] | None) -> None:
         """``make_canceller`` is called once, at the first agent audio (under a
-        millisecond once ``warm_canceller()`` loaded the native library); None: the guard is off and hands the microphone's audio
-        on as it comes."""
+        millisecond once ``warm_canceller()`` loaded the native library);
+        None: the guard is off and hands the microphone's audio on as it
+        comes."""
         self._make_canceller = make_canceller
         self._canceller: Canceller | None = None
         self.reference = ReferenceTimeline()
