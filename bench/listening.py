@@ -41,6 +41,8 @@ from tests.audio_fixtures import speech_48k
 from tests.echo_room import RoomMic
 from tests.fakes.elevenlabs_fake import start_elevenlabs_fake
 from tests.fakes.openai_fake import start_openai_fake
+from tests.room_noises import noises as room_noises
+from tests.room_noises import pink
 from tests.voice_client import VoiceClient
 
 REPLY = (
@@ -62,10 +64,8 @@ def _to_48k(pcm16k: bytes) -> bytes:
 
 
 def noises() -> dict[str, bytes]:
-    """The unit tests' room noises (tests/unit/test_vad.py), 48 kHz."""
-    from tests.unit.test_vad import noises as vad_noises
-
-    return {name: _to_48k(pcm) for name, pcm in vad_noises().items()}
+    """The VAD tests' room noises (tests/room_noises.py), 48 kHz."""
+    return {name: _to_48k(pcm) for name, pcm in room_noises().items()}
 
 
 def cough() -> bytes:
@@ -78,8 +78,6 @@ def cough() -> bytes:
 
 
 def speech_in_noise() -> bytes:
-    from tests.unit.test_vad import pink
-
     words = np.frombuffer(speech_48k("I would like to book a table for two tonight."), "<i2")
     speech = words.astype(np.float64)
     pad = np.zeros(int(1.5 * RATE))

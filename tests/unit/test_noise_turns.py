@@ -9,7 +9,7 @@ import pytest
 from media_server.listening.listener import Listener, PauseHeard, TurnEnded
 from media_server.listening.segmenter import SegmenterConfig
 from media_server.listening.vad import SileroPool, screened_silero
-from tests.unit.test_vad import RATE, dbfs, espeak_16k, noises, pink, to_pcm
+from tests.room_noises import RATE, dbfs, espeak_16k, noises, pink, to_pcm
 
 FRAME = 640
 POOL = SileroPool()
