@@ -572,6 +572,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "MAX_SESSIONS": "1000",
         "RATE_LIMIT_PER_MINUTE": "0",
         **({"VAD_PROVIDER": args.vad} if args.vad else {}),
+        **({"ECHO_GUARD": args.echo_guard} if args.echo_guard else {}),
     }
     servers = {
         "echo": ServerProcess(
@@ -706,6 +707,9 @@ def main() -> None:
         "--vad", choices=("silero", "webrtcvad"), help="the voice server's VAD_PROVIDER"
     )
     parser.add_argument(
+        "--echo-guard", choices=("aec", "off"), help="the voice server's ECHO_GUARD"
+    )
+    parser.add_argument(
         "--offline",
         help="comma list of STT engines (pocketsphinx,whisper): one keyless voice server each"
         " (scripted replies, espeak), side by side with the echo; the first is the baseline",
@@ -741,7 +745,7 @@ def main() -> None:
     if args.quiet_wait is None:
         args.quiet_wait = 5.0 if args.quick else 20.0
     args.offline = tuple(args.offline.split(",")) if args.offline else ()
-    name = f"capacity_{args.vad}" if args.vad else "capacity"
+    name = "_".join(["capacity", *(x for x in (args.vad, args.echo_guard) if x)])
     name += "_offline" if args.offline else ""
     run_bench(name, run, args, client_cpu=CLIENT_CPU)
 

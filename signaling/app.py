@@ -12,6 +12,7 @@ import contextlib
 import hmac
 import ipaddress
 import logging
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,14 @@ from aiohttp import web
 from media_server import rtc
 from media_server.agents import Agent, load_agents
 from media_server.config import Settings
+from media_server.echo.canceller import warm_canceller
 from media_server.ice_servers import IceServers
 from media_server.listening.vad import SileroPool
 from media_server.metrics import CONTENT_TYPE, Metrics
 from media_server.providers import build_providers
 from media_server.providers.base import Providers
 from media_server.workers import SessionCount
+from signaling import acting
 from signaling.client_address import TrustedProxies
 from signaling.ice_servers import ice_servers
 from signaling.limits import RateLimiter, origin_allowed
@@ -52,7 +55,9 @@ from signaling.state import (
     VAD_POOL_KEY,
     json_error,
 )
+from signaling.telephony import PHONE_TOKENS_KEY, pcm_stream, twilio_stream
 from signaling.tokens import TokenVerifier
+from signaling.twilio_webhook import PHONE_SECRET_KEY, twilio_voice
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +161,8 @@ async def _on_startup(app: web.Application) -> None:
     if app[SETTINGS_KEY].vad_provider == "silero":
         # Each model takes ~100 ms to load: two are ready before the first call.
         await asyncio.to_thread(app[VAD_POOL_KEY].warm, 2)
+    if app[SETTINGS_KEY].echo_guard == "aec":
+        await asyncio.to_thread(warm_canceller)  # its native library loads in ~1 s, once
     app[BACKGROUND_KEY].append(asyncio.create_task(_watch_loop_lag(app)))
     shared = app[SHARED_KEY]
     if settings_have_redis(app[SETTINGS_KEY]):
@@ -267,6 +274,12 @@ def create_app(
         else None
     )
     app[ICE_SERVERS_KEY] = IceServers(settings)
+    # Stream tokens minted by the Twilio webhook: every worker must check
+    # them with the same secret, so a configured one (a random one is right
+    # for a single process only).
+    phone_secret = settings.auth_secret or settings.twilio_auth_token or secrets.token_hex(32)
+    app[PHONE_SECRET_KEY] = phone_secret
+    app[PHONE_TOKENS_KEY] = TokenVerifier(phone_secret, settings.token_ttl_s)
     if providers is not None:
         app[PROVIDERS_KEY] = providers
     app.router.add_get("/", index)
@@ -275,6 +288,9 @@ def create_app(
     app.router.add_route("OPTIONS", "/api/ice-servers", offer_preflight)
     app.router.add_post("/api/offer", offer)
     app.router.add_route("OPTIONS", "/api/offer", offer_preflight)
+    app.router.add_post("/telephony/twilio/voice", twilio_voice)
+    app.router.add_get("/telephony/twilio/stream", twilio_stream)
+    app.router.add_get("/telephony/pcm", pcm_stream)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_static("/static", STATIC_DIR, name="static")
@@ -282,4 +298,5 @@ def create_app(
     app.on_startup.append(_on_startup)
     app.on_shutdown.append(_on_shutdown)
     app.on_cleanup.append(_on_cleanup)
+    acting.install(app)  # the agents' tools and database, /api/sessions/{id}
     return app

@@ -22,6 +22,7 @@ from media_server.types import (
     ChatMessage,
     ProviderNames,
     ReplyOptions,
+    ToolCall,
     Transcript,
     Utterance,
 )
@@ -32,6 +33,10 @@ class STTCapabilities:
     """What a speech-to-text engine can do beyond ``transcribe()``."""
 
     streaming: bool  # open_stream() decodes while the person speaks
+    # A stream's interim() at a pause is the final transcript of the audio so
+    # far (a cloud engine transcribing what was committed), not a rough
+    # partial decode: it may stand for the turn's words and start a reply.
+    final_interims: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +95,11 @@ class LanguageModel(Protocol):
 
     def stream_reply(
         self, messages: Sequence[ChatMessage], options: ReplyOptions
-    ) -> AsyncIterator[str]: ...
+    ) -> AsyncIterator[str | ToolCall]:
+        """Text deltas as they come, then any tool calls the model made
+        (``options.tools`` offers them; an engine that cannot call tools
+        ignores them and only talks)."""
+        ...
 
     async def warm_up(self) -> None: ...
 

@@ -120,12 +120,16 @@ async def calls() -> AsyncIterator[Callable[..., Call]]:
             agent=AGENT,
             # The synthetic voice here is for webrtcvad; Silero hears people
             # (its own tests: test_vad.py; the WebRTC runs use espeak speech).
-            settings=make_settings(**{"vad_provider": "webrtcvad", **settings}),
+            # No echo comes back here, and the policy is timed to the frame:
+            # the echo guard has its own tests (test_echo_guard.py).
+            settings=make_settings(
+                **{"vad_provider": "webrtcvad", "echo_guard": "off", **settings}
+            ),
             providers=providers or fake_providers(llm=FakeLLM(SHORT_REPLY)),
             metrics=metrics,
         )
         channel = FakeChannel()
-        session._on_datachannel(channel)
+        session.transport._on_datachannel(channel)
         playback = Playback(session.speaker, only_audio=False).start()
         call = Call(session, channel, metrics, now=time.monotonic())
         opened.append((call, playback))
@@ -157,7 +161,7 @@ async def test_the_page_hears_who_it_talks_to_and_the_status(calls) -> None:
     assert status == {"type": "status_update", "status": "idle"}
     # Another channel, or the same label again, is not the page's events channel.
     for other in (FakeChannel("chat"), FakeChannel()):
-        call.session._on_datachannel(other)
+        call.session.transport._on_datachannel(other)
         assert other.sent.raw == [] and other.handlers == {}
     await call.session.close()
 
@@ -387,7 +391,8 @@ async def test_a_voice_key_rejected_mid_call_hands_over_and_the_call_goes_on(cal
     backup = FakeTTS(audio_ms=60, frequency=220.0)
     backup.name = "espeak"
     tts = EngineChain("tts", [eleven, backup])
-    call = calls(fake_providers(llm=FakeLLM(SHORT_REPLY), tts=tts))
+    # One piece a turn (an opener like "Sure," would be a piece of its own).
+    call = calls(fake_providers(llm=FakeLLM("Go ahead, please."), tts=tts))
     for turn_id in range(1, 5):
         call.text(f"Question {turn_id}?")
         await call.sent.wait_for("turn_metrics", turn_id=turn_id)
@@ -441,7 +446,7 @@ async def test_end_session_ends_it_once_and_frees_everything(calls) -> None:
     assert call.sent.names()[-1] == "session_end"  # nothing of the cut turn follows
     assert not session.conversation.busy
     assert session.speaker.readyState == "ended"
-    assert session.peer.pc.connectionState == "closed"
+    assert session.transport.peer.pc.connectionState == "closed"
     # No task of the session is left: its turn, its close, the speaker's reader.
     await wait_until(lambda: others() <= before, timeout=1.0)
 
