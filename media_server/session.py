@@ -72,7 +72,9 @@ class VoiceSession:
         label = f"session {session_id}"
 
         if transport is None:
-            rtc = WebRtcTransport(settings, label=label, on_late=metrics.outbound_late.inc)
+            rtc = WebRtcTransport(
+                settings, session_id=session_id, on_late=metrics.outbound_late.inc
+            )
             rtc.bind_page(self._on_events_open, self._on_message)
             transport = rtc
         self.transport = transport

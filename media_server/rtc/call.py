@@ -30,7 +30,10 @@ INBOUND_CLOSE_TIMEOUT_S = 2.0
 class WebRtcTransport:
     kind = "webrtc"
 
-    def __init__(self, settings: Settings, *, label: str, on_late: Callable[[], object]) -> None:
+    def __init__(
+        self, settings: Settings, *, session_id: str, on_late: Callable[[], object]
+    ) -> None:
+        label = f"session {session_id}"
         # The same servers the page got from /api/ice-servers (fresh TURN
         # credentials of its own), so a server behind NAT is reachable too.
         ice = IceServers(settings)
@@ -41,7 +44,7 @@ class WebRtcTransport:
             on_state=self._on_connection_state,
             label=label,
         )
-        self._label = label
+        self._session_id = session_id
         self.events = EventChannel(label)
         self.speaker = AgentAudioTrack(on_late=on_late)
         self._hooks: CallHooks | None = None
@@ -80,7 +83,12 @@ class WebRtcTransport:
         self._on_page_open()
 
     def _on_connection_state(self, state: str) -> None:
-        log.info("%s: connection %s", self._label, state, extra={"fields": {"connection": state}})
+        log.info(
+            "session %s: connection %s",
+            self._session_id,
+            state,
+            extra={"session_id": self._session_id, "fields": {"connection": state}},
+        )
         if state == "connected" and self._hooks is not None:
             self._hooks.on_connected()
         elif state in ("failed", "closed"):
