@@ -33,7 +33,7 @@ from media_server.config_values import (
     url,
 )
 
-STT_CHOICES = ("auto", "openai", "pocketsphinx")
+STT_CHOICES = ("auto", "openai", "openai-realtime", "pocketsphinx")
 TURN_DETECTORS = ("auto", "silence", "lexical")
 VAD_PROVIDERS = ("silero", "webrtcvad")
 LLM_CHOICES = ("auto", "openai", "scripted")
@@ -58,6 +58,8 @@ class Settings:
     openai_base_url: str = ""
     openai_model: str = "gpt-4o-mini"
     openai_stt_model: str = "whisper-1"
+    # STT_PROVIDER=openai-realtime: streamed while spoken (its fallback is OPENAI_STT_MODEL).
+    openai_realtime_stt_model: str = "gpt-4o-mini-transcribe"
     openai_tts_model: str = "gpt-4o-mini-tts"
     stt_language: str = ""
     elevenlabs_api_key: str = field(default="", repr=False)
@@ -98,6 +100,10 @@ class Settings:
     # Speculative transcriptions of a turn while it is spoken (batch cloud
     # STT only; each one is a billed request).
     turn_max_speculative: int = 3
+    # "on": the LLM starts on such a transcript at the pause, before the turn
+    # ends (preemptive.py); its tokens are thrown away if the person goes on.
+    # With "silence" too, pauses are then transcribed (TURN_MAX_SPECULATIVE).
+    preemptive_reply: str = "on"
     vad_preroll_ms: int = 300
     vad_min_speech_ms: int = 250
     vad_max_utterance_s: float = 30.0
@@ -227,6 +233,8 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return chain_of(name, raw, LLM_CHOICES)
     if attr == "tts_provider":
         return chain_of(name, raw, TTS_CHOICES)
+    if attr == "preemptive_reply":
+        return one_of(name, raw, ("on", "off"))
     if attr == "vad_provider":
         return one_of(name, raw, VAD_PROVIDERS)
     if attr == "turn_detector":
@@ -271,7 +279,10 @@ def _convert(attr: str, name: str, raw: str) -> Any:
 
 
 def _check_providers(s: Settings) -> None:
-    needs = {"openai": ("OPENAI_API_KEY", s.openai_configured)}
+    needs = {
+        "openai": ("OPENAI_API_KEY", s.openai_configured),
+        "openai-realtime": ("OPENAI_API_KEY", s.openai_configured),
+    }
     needs_tts = {**needs, "elevenlabs": ("ELEVENLABS_API_KEY", s.elevenlabs_configured)}
     for name, chain, keys in (
         ("STT_PROVIDER", s.stt_provider, needs),

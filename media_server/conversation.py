@@ -19,11 +19,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from media_server import faults, protocol
 from media_server.metrics import Metrics
-from media_server.providers.base import SpeechToTextStream
+from media_server.providers.base import LanguageModel, SpeechToTextStream
 from media_server.turn import Phase, Turn, TurnContext
 from media_server.types import Utterance
 
@@ -86,9 +86,11 @@ class Conversation:
         text: str | None = None,
         stt_stream: SpeechToTextStream | None = None,
         transcript: str | None = None,
+        llm: LanguageModel | None = None,
     ) -> None:
         """Answer this utterance or text, cutting short the turn before it.
-        ``transcript``: the utterance's words, if already transcribed."""
+        ``transcript``: the utterance's words, if already transcribed;
+        ``llm``: the model for this turn (a preemptive reply's), if not the usual."""
         if self._closed:
             if stt_stream is not None:
                 stt_stream.cancel()
@@ -108,8 +110,11 @@ class Conversation:
         else:
             self._turn_seq += 1
             turn_id = self._turn_seq
+        ctx = self._ctx
+        if llm is not None:
+            ctx = replace(ctx, providers=replace(ctx.providers, llm=llm))
         turn = Turn(
-            self._ctx,
+            ctx,
             turn_id,
             utterance=utterance,
             text=text,

@@ -94,6 +94,24 @@ class Metrics:
             buckets=(1, 2, 3, 5, 10, 20),
             registry=r,
         )
+        self.preemptive = Counter(
+            "voice_agent_preemptive_replies",
+            "LLM replies started at a pause before the turn ended, by outcome "
+            "(started, adopted by the turn, discarded: the person went on)",
+            ["outcome"],
+            registry=r,
+        )
+        self.preemptive_wasted_tokens = Counter(
+            "voice_agent_preemptive_wasted_tokens",
+            "LLM tokens of preemptive replies that were discarded",
+            registry=r,
+        )
+        self.preemptive_wasted_per_turn = Histogram(
+            "voice_agent_preemptive_wasted_tokens_per_reply",
+            "LLM tokens each discarded preemptive reply had received",
+            buckets=(0, 1, 5, 10, 25, 50, 100, 250, 500),
+            registry=r,
+        )
         self.outbound_late = Counter(
             "voice_agent_outbound_frames_late",
             "Agent audio frames sent more than 20 ms behind schedule (an overloaded loop)",

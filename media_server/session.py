@@ -37,12 +37,13 @@ from media_server.listening.vad import SessionVad, SileroPool
 from media_server.liveness import Limits, Liveness
 from media_server.log_context import SESSION_ID
 from media_server.metrics import Metrics
+from media_server.preemptive import Preemption
 from media_server.providers.base import Providers, SpeechToTextStream
 from media_server.rtc.call import WebRtcTransport
 from media_server.text import ConversationHistory
 from media_server.transport import CallHooks, CallTransport
 from media_server.turn import TurnContext
-from media_server.types import ProviderError, Stage
+from media_server.types import Stage
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class VoiceSession:
         self.transport = transport
         self.events = transport.events
         self.speaker = transport.speaker
-        transport.bind(CallHooks(self._on_pcm, self._on_connected, self._close_soon))
+        transport.bind(CallHooks(self._on_pcm, self._on_connected, self.close_soon))
         # Its Silero model is leased in accept(), off the loop (~100 ms to load).
         self.vad = SessionVad(
             settings.vad_provider,
@@ -94,9 +95,11 @@ class VoiceSession:
             barge_in_min_ms=settings.barge_in_min_ms,
             barge_in_confirm_ms=settings.barge_in_confirm_ms,
             end_of_turn=EndOfTurn.from_settings(settings),
+            transcribe_pauses=settings.preemptive_reply == "on",
             open_stream=self._open_stt_stream,
         )
         self.history = ConversationHistory(settings.history_max_messages)
+        self.faults = faults.CallFaults(settings.provider_error_limit, metrics, self.events.send)
         self.conversation = Conversation(
             TurnContext(
                 agent=agent,
@@ -106,7 +109,7 @@ class VoiceSession:
                 deadlines=StageDeadlines.from_settings(settings),
                 send=self.events.send,
                 on_phase=self._refresh_status,
-                on_stage_result=self._on_stage_result,
+                on_stage_result=self.faults.stage_result,
                 observe=metrics.observe_stage,
                 on_fallback=self._on_fallback,
             ),
@@ -124,10 +127,11 @@ class VoiceSession:
             timeout_s=settings.stt_timeout_s,
             max_speculative=settings.turn_max_speculative,
             label=label,
+            preemption=Preemption.from_settings(
+                settings, providers.llm, self.history, agent, metrics, label
+            ),
         )
         self.liveness = Liveness(Limits.from_settings(settings), time.monotonic())
-        self.errors = faults.ErrorBudget(settings.provider_error_limit)
-        self._fallbacks_told: set[Stage] = set()
         # Run after each turn, however it ended (a phone line's hang-up rule).
         self.after_turn: list[Callable[[], None]] = []
         self.status: protocol.Status = "idle"
@@ -170,7 +174,7 @@ class VoiceSession:
     def _on_events_open(self) -> None:
         self.events.send(
             protocol.connection_established(
-                self.session_id, self.agent.name, self.agent.id, self._engine_names()
+                self.session_id, self.agent.name, self.agent.id, self.providers.names.by_stage()
             )
         )
         self.events.send(protocol.status_update(self.status))
@@ -196,6 +200,7 @@ class VoiceSession:
                     utterance=decision.utterance,
                     stt_stream=decision.stt_stream,
                     transcript=decision.transcript,
+                    llm=self.interim.adopt(decision.transcript),
                 )
             elif isinstance(decision, Hold):
                 # Talking on before the agent said a word is the same turn;
@@ -212,6 +217,7 @@ class VoiceSession:
                 conversation.resume_carried()  # what followed was no turn
                 if decision.reason == "over_agent":
                     self.liveness.activity(now)
+        self.interim.still_paused(self.listener.current_pause)
         self._refresh_status()
 
     def _open_stt_stream(self) -> SpeechToTextStream | None:
@@ -222,23 +228,8 @@ class VoiceSession:
 
     # ---- faults ----------------------------------------------------------
 
-    def _on_stage_result(self, stage: Stage, err: ProviderError | None) -> None:
-        if err is not None:
-            self.metrics.errors.labels(stage=stage, kind=err.kind).inc()
-        self.errors.record(stage, err)
-
     def _on_fallback(self, stage: Stage, from_engine: str, to_engine: str) -> None:
-        self.metrics.fallbacks.labels(stage=stage, **{"from": from_engine, "to": to_engine}).inc()
-        if stage in self._fallbacks_told:
-            return  # one notice a stage per call is enough
-        self._fallbacks_told.add(stage)
-        message = faults.fallback_message(stage)
-        names = self._engine_names()
-        self.events.send(protocol.provider_fallback(stage, from_engine, to_engine, message, names))
-
-    def _engine_names(self) -> dict[str, str]:
-        names = self.providers.names
-        return {"stt": names.stt, "llm": names.llm, "tts": names.tts}
+        self.faults.fallback(stage, from_engine, to_engine, self.providers.names.by_stage())
 
     def _on_turn_done(self) -> None:
         self.liveness.activity(time.monotonic())
@@ -246,18 +237,8 @@ class VoiceSession:
         for hook in self.after_turn:
             if not self._closing:
                 hook()
-        err = self.errors.exhausted
-        if err is None or self._closing:
-            return
-        log.warning(
-            "session %s: ending, %s provider unavailable (%s, %d in a row)",
-            self.session_id,
-            err.stage,
-            err.kind,
-            self.errors.failures(err.stage),
-        )
-        self.events.send(faults.session_ended_event(err))
-        self._close_soon("provider_unavailable")
+        if not self._closing and self.faults.end_if_exhausted(f"session {self.session_id}"):
+            self.close_soon("provider_unavailable")
 
     # ---- data channel in -------------------------------------------------
 
@@ -278,7 +259,7 @@ class VoiceSession:
             if self.conversation.interrupt("client"):
                 self._refresh_status()
         elif message.type == "end_session":
-            self._close_soon("client_ended")
+            self.close_soon("client_ended")
 
     def text_in(self, text: str) -> None:
         """A turn from text: typed on the page, or keys pressed on a phone."""
@@ -288,9 +269,6 @@ class VoiceSession:
         self.conversation.start(text=text)
         self._refresh_status()
 
-    def close_soon(self, reason: str) -> None:
-        self._close_soon(reason)
-
     # ---- deadlines and teardown ------------------------------------------
 
     async def _watch(self) -> None:
@@ -298,9 +276,9 @@ class VoiceSession:
             await asyncio.sleep(WATCHDOG_INTERVAL_S)
             reason = self.liveness.expired(time.monotonic(), busy=self.conversation.busy)
             if reason is not None:
-                self._close_soon(reason)
+                self.close_soon(reason)
 
-    def _close_soon(self, reason: str) -> None:
+    def close_soon(self, reason: str) -> None:
         if not self._closing:
             asyncio.get_running_loop().create_task(self.close(reason))
 
@@ -309,12 +287,8 @@ class VoiceSession:
             await self._closed.wait()
             return
         self._closing = True
-        log.info(
-            "session %s: closing (%s)",
-            self.session_id,
-            reason,
-            extra={"session_id": self.session_id, "fields": {"reason": reason}},
-        )
+        fields = {"session_id": self.session_id, "fields": {"reason": reason}}
+        log.info("session %s: closing (%s)", self.session_id, reason, extra=fields)
         try:
             # Stop the turn first so nothing of it follows session_end.
             self.conversation.interrupt("session_end")

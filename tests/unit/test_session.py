@@ -387,7 +387,8 @@ async def test_a_voice_key_rejected_mid_call_hands_over_and_the_call_goes_on(cal
     backup = FakeTTS(audio_ms=60, frequency=220.0)
     backup.name = "espeak"
     tts = EngineChain("tts", [eleven, backup])
-    call = calls(fake_providers(llm=FakeLLM(SHORT_REPLY), tts=tts))
+    # One piece a turn (an opener like "Sure," would be a piece of its own).
+    call = calls(fake_providers(llm=FakeLLM("Go ahead, please."), tts=tts))
     for turn_id in range(1, 5):
         call.text(f"Question {turn_id}?")
         await call.sent.wait_for("turn_metrics", turn_id=turn_id)
