@@ -145,8 +145,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     log_format: str = "text"
 
-    # Phone calls (README "Phone calls"). PUBLIC_URL: the https:// address
-    # Twilio calls (the signature covers it; behind a proxy ours differs).
+    # Phone calls (README "Phone calls"); Twilio signs over PUBLIC_URL.
     public_url: str = ""
     twilio_auth_token: str = field(default="", repr=False)
     twilio_allow_unsigned: bool = False  # local tries only: no signature check
@@ -263,14 +262,10 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return origin_list(name, raw)
     if attr == "redis_url":
         return redis_url(name, raw)
-    if attr == "metrics_token":
+    if attr in ("auth_secret", "metrics_token", "twilio_auth_token"):
         return secret(name, raw)
-    if attr in ("auth_secret", "twilio_auth_token"):
-        return secret(name, raw)
-    if attr == "twilio_allow_unsigned":
-        return flag(name, raw)
-    if attr == "phone_numbers":
-        return phone_number_map(name, raw)
+    if attr in ("twilio_allow_unsigned", "phone_numbers"):
+        return flag(name, raw) if attr == "twilio_allow_unsigned" else phone_number_map(name, raw)
     if attr == "agents_file":
         return Path(raw.strip()) if raw.strip() else None
     if attr == "log_level":
