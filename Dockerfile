@@ -2,7 +2,7 @@
 # user, a health check on /health.
 #
 #   docker build -t voice-agent .
-#   docker run --rm --network host --env-file .env voice-agent
+#   docker run --rm --network host --env-file .env -v voice-agent-data:/app/data voice-agent
 #
 # WebRTC media goes over UDP ports chosen per call: with Docker's default
 # bridge network the server's host candidates are the container's private
@@ -32,6 +32,11 @@ COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1
 WORKDIR /app
+# The agents' database (bookings, tickets, conversation records) lives in a
+# volume, so it outlives the container: docker run -v voice-agent-data:/app/data
+RUN mkdir -p /app/data && chown voice /app/data
+ENV DATABASE_URL=sqlite:////app/data/voice-agent.db
+VOLUME ["/app/data"]
 USER voice
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

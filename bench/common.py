@@ -9,10 +9,12 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -233,6 +235,9 @@ class ServerProcess:
         full_env.update(env or {})
         full_env.setdefault("ICE_HOST_ADDRESSES", "127.0.0.1")
         full_env.setdefault("LOG_LEVEL", "WARNING")
+        # Its agents' database in a directory of its own, gone with it (never the checkout's).
+        self._data_dir = tempfile.mkdtemp(prefix="voice-agent-bench-data-")
+        full_env.setdefault("DATABASE_URL", f"sqlite:///{self._data_dir}/voice-agent.db")
         preexec: Callable[[], None] | None = None
         if cpus:
             pinned = set(cpus)
@@ -275,6 +280,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        shutil.rmtree(self._data_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from pathlib import Path
 from media_server.agents import Agent, AgentConfigError, load_agents
 from media_server.config import ConfigError, Settings, load_settings
 from media_server.log_format import configure_logging
+from media_server.store import StoreError
 from media_server.workers import SessionCount
 
 SHUTDOWN_TIMEOUT_S = 5.0
@@ -216,6 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.workers > 1:
             return _serve_workers(settings, agents)
         asyncio.run(_serve(settings, agents))
+    except StoreError as exc:  # DATABASE_URL names a file we cannot open or use
+        print(f"voice-agent: DATABASE_URL: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"voice-agent: cannot listen on {settings.host}:{settings.port} ({exc})",

@@ -6,11 +6,21 @@ original plan (shared/original-plan.md, section 6).
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from media_server.tools.config import (
+    HttpToolSpec,
+    McpServerSpec,
+    http_tools_from,
+    mcp_servers_from,
+)
+from media_server.tools.hours import DEFAULT_HOURS, DEFAULT_SLOT_MINUTES, check_hours
 
 PERSONAS = ("receptionist", "sales", "callcenter", "generic")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -34,6 +44,12 @@ class Agent:
     openai_voice: str = "alloy"
     espeak_voice: str = "en-us"
     extra_voices: dict[str, str] = field(default_factory=dict)
+    # When appointments and demos can be booked (tools/hours.py).
+    opening_hours: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_HOURS))
+    slot_minutes: int = DEFAULT_SLOT_MINUTES
+    # Tools beyond the persona's own: webhooks and MCP servers (tools/config.py).
+    tools: tuple[HttpToolSpec, ...] = ()
+    mcp: tuple[McpServerSpec, ...] = ()
 
     def voice_for(self, tts_name: str) -> str:
         """The voice this agent speaks with on a given TTS engine."""
@@ -127,7 +143,30 @@ _REQUIRED = ("name", "description", "prompt")
 _ALLOWED = {f.name for f in fields(Agent)} - {"id", "extra_voices"} | {"voices"}
 
 
-def _agent_from_table(agent_id: str, table: Any, where: str) -> Agent:
+def _acting(agent_id: str, table: dict[str, Any], where: str, env: Mapping[str, str]) -> dict:
+    """The fields that say what the agent can do: hours, tools, MCP servers."""
+    at = f"{where}: agents.{agent_id}"
+    kwargs: dict[str, Any] = {}
+    try:
+        if "opening_hours" in table:
+            kwargs["opening_hours"] = check_hours(table["opening_hours"], f"{at}.opening_hours")
+        if "tools" in table:
+            kwargs["tools"] = http_tools_from(table["tools"], f"{at}.tools", env)
+        if "mcp" in table:
+            kwargs["mcp"] = mcp_servers_from(table["mcp"], f"{at}.mcp", env)
+    except ValueError as exc:
+        raise AgentConfigError(str(exc)) from None
+    if "slot_minutes" in table:
+        m = table["slot_minutes"]
+        if isinstance(m, bool) or not isinstance(m, int) or not 5 <= m <= 240:
+            raise AgentConfigError(f"{at}.slot_minutes must be a whole number from 5 to 240")
+        kwargs["slot_minutes"] = m
+    return kwargs
+
+
+def _agent_from_table(
+    agent_id: str, table: Any, where: str, env: Mapping[str, str] | None = None
+) -> Agent:
     if not _ID_RE.match(agent_id):
         raise AgentConfigError(
             f"{where}: agent id {agent_id!r} must be 1-40 lowercase letters, digits, '-' or '_'"
@@ -178,6 +217,7 @@ def _agent_from_table(agent_id: str, table: Any, where: str) -> Agent:
         raise AgentConfigError(
             f"{where}: agents.{agent_id}.voices must map TTS names to voice strings"
         )
+    kwargs.update(_acting(agent_id, table, where, os.environ if env is None else env))
     return Agent(id=agent_id, extra_voices=dict(voices), **kwargs)
 
 

@@ -111,6 +111,10 @@ class Settings:
     # Speech over the agent that makes it an interruption; a hold released
     # short of it ("mm-hmm", a cough) lets the agent go on where it stopped.
     barge_in_confirm_ms: int = 800
+    # The server's echo guard: "aec" takes the agent's own voice out of the
+    # microphone's audio (WebRTC AEC3 against what was played) before the
+    # VAD and STT hear it; "off" hears the microphone as it comes.
+    echo_guard: str = "aec"
 
     # Limits and deadlines.
     max_sessions: int = 20
@@ -151,6 +155,9 @@ class Settings:
     twilio_allow_unsigned: bool = False  # local tries only: no signature check
     phone_numbers: tuple[tuple[str, str], ...] = ()  # called number -> agent id
     phone_agent: str = "receptionist"  # neither ?agent= nor a mapped number
+    # The agents' database: bookings, tickets, demos, conversation records
+    # (README "Agents that act"). A relative path is from the working directory.
+    database_url: str = field(default="sqlite:///data/voice-agent.db", repr=False)
 
     @property
     def openai_configured(self) -> bool:
@@ -219,6 +226,7 @@ _FLOAT_RANGES = {
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 ICE_TRANSPORT_POLICIES = ("all", "relay")
+ECHO_GUARDS = ("aec", "off")
 
 
 def _convert(attr: str, name: str, raw: str) -> Any:
@@ -236,6 +244,8 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return one_of(name, raw, ("on", "off"))
     if attr == "vad_provider":
         return one_of(name, raw, VAD_PROVIDERS)
+    if attr == "echo_guard":
+        return one_of(name, raw, ECHO_GUARDS)
     if attr == "turn_detector":
         if raw.strip().lower() in ("smart-turn", "smart_turn", "smartturn"):
             raise ConfigError(
@@ -266,6 +276,14 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return secret(name, raw)
     if attr in ("twilio_allow_unsigned", "phone_numbers"):
         return flag(name, raw) if attr == "twilio_allow_unsigned" else phone_number_map(name, raw)
+    if attr == "database_url":
+        from media_server.store.db import database_path
+
+        try:
+            database_path(raw.strip())
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+        return raw.strip()
     if attr == "agents_file":
         return Path(raw.strip()) if raw.strip() else None
     if attr == "log_level":

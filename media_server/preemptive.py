@@ -31,8 +31,10 @@ from media_server.agents import Agent
 from media_server.config import Settings
 from media_server.deadlines import StageDeadlines, first_item, remaining_items
 from media_server.metrics import Metrics
-from media_server.providers.base import LanguageModel
+from media_server.providers.base import LanguageModel, SpeechToText
+from media_server.reply import reply_request
 from media_server.text import ConversationHistory
+from media_server.tools.registry import Toolbox
 from media_server.types import ChatMessage, ProviderError, ReplyOptions
 
 log = logging.getLogger(__name__)
@@ -158,6 +160,15 @@ class AdoptedLLM:
         """The engine is the process's, not this turn's: nothing to close."""
 
 
+def pauses_start_replies(settings: Settings, stt: SpeechToText) -> bool:
+    """Whether a pause's transcript may start a reply: on, and the engine's
+    transcript of a pause covers the turn (a batch engine's speculative one,
+    or a stream whose interims are final). A partial decode (pocketsphinx)
+    starts none, so the listener need not report pauses for it."""
+    caps = stt.capabilities
+    return settings.preemptive_reply == "on" and (not caps.streaming or caps.final_interims)
+
+
 class Preemption:
     """A session's preemptive reply: at most one, started at a pause."""
 
@@ -171,8 +182,11 @@ class Preemption:
         *,
         label: str,
         enabled: bool = True,
+        tools: Toolbox | None = None,
     ) -> None:
+        """``tools``: what the agent's turns offer their model (the request must match)."""
         self._llm = llm
+        self._tools = tools
         self._history = history
         self._agent = agent
         self._deadlines = deadlines
@@ -194,10 +208,13 @@ class Preemption:
         agent: Agent,
         metrics: Metrics,
         label: str,
+        tools: Toolbox | None = None,
     ) -> Preemption:
         deadlines = StageDeadlines.from_settings(settings)
         enabled = settings.preemptive_reply == "on"
-        return cls(llm, history, agent, deadlines, metrics, label=label, enabled=enabled)
+        return cls(
+            llm, history, agent, deadlines, metrics, label=label, enabled=enabled, tools=tools
+        )
 
     def start(self, pause: int, text: str, said: str) -> None:
         """The whole turn up to ``pause`` reads ``text``: start the reply that
@@ -207,11 +224,8 @@ class Preemption:
             return
         self.discard("superseded")
         self._retire_adopted()
-        agent = self._agent
-        options = ReplyOptions(
-            temperature=agent.temperature, max_tokens=agent.max_tokens, persona=agent.persona
-        )
-        messages = self._history.messages_with_user(agent.prompt, said)
+        prompt, options = reply_request(self._agent, self._tools)
+        messages = self._history.messages_with_user(prompt, said)
         self.pending = PreemptiveReply(
             self._llm, messages, options, self._deadlines,
             pause=pause, text=text, label=self._label,

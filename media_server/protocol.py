@@ -157,6 +157,16 @@ def turn_metrics(turn_id: int, *, interrupted: bool = False, **timings_ms: float
     )
 
 
+def tool_call(call_id: str, name: str, arguments: Any) -> str:
+    """The agent started a tool call (its arguments as the model wrote them)."""
+    return encode("tool_call", call_id=call_id, name=name, arguments=arguments)
+
+
+def tool_result(call_id: str, ok: bool, summary: str) -> str:
+    """A tool call ended: ``summary`` is one line for people ("Booked: Tue 8 Dec, 10:00")."""
+    return encode("tool_result", call_id=call_id, ok=ok, summary=summary)
+
+
 def error(message: str, code: str, *, retryable: bool = False, stage: str | None = None) -> str:
     return encode("error", message=message, code=code, retryable=retryable, stage=stage)
 

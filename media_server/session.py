@@ -20,6 +20,7 @@ from media_server.agents import Agent
 from media_server.config import Settings
 from media_server.conversation import Conversation
 from media_server.deadlines import StageDeadlines
+from media_server.echo.guard import EchoGuard
 from media_server.interim import InterimTranscripts
 from media_server.listening.end_of_turn import EndOfTurn
 from media_server.listening.listener import (
@@ -37,10 +38,11 @@ from media_server.listening.vad import SessionVad, SileroPool
 from media_server.liveness import Limits, Liveness
 from media_server.log_context import SESSION_ID
 from media_server.metrics import Metrics
-from media_server.preemptive import Preemption
+from media_server.preemptive import Preemption, pauses_start_replies
 from media_server.providers.base import Providers, SpeechToTextStream
 from media_server.rtc.call import WebRtcTransport
 from media_server.text import ConversationHistory
+from media_server.tools.acting import SessionActing
 from media_server.transport import CallHooks, CallTransport
 from media_server.turn import TurnContext
 from media_server.types import Stage
@@ -62,6 +64,7 @@ class VoiceSession:
         on_closed: Callable[[VoiceSession], None] = lambda s: None,
         vad_pool: SileroPool | None = None,
         transport: CallTransport | None = None,
+        acting: SessionActing | None = None,
     ) -> None:
         """``transport``: the line the call runs on; a WebRTC peer if None."""
         self.session_id = session_id
@@ -70,12 +73,16 @@ class VoiceSession:
         self.providers = providers
         self.metrics = metrics
         self._on_closed = on_closed
+        self.acting = acting  # its tools and its conversation record, if the agent acts
         label = f"session {session_id}"
 
+        # Our own voice heard back is taken out of the microphone (WebRTC
+        # calls: the guard hears what their track plays; a phone line's
+        # microphone passes untouched).
+        self.echo_guard = EchoGuard.from_setting(settings.echo_guard)
         if transport is None:
-            rtc = WebRtcTransport(
-                settings, session_id=session_id, on_late=metrics.outbound_late.inc
-            )
+            late, played = metrics.outbound_late.inc, self.echo_guard.played
+            rtc = WebRtcTransport(settings, session_id=session_id, on_late=late, on_played=played)
             rtc.bind_page(self._on_events_open, self._on_message)
             transport = rtc
         self.transport = transport
@@ -95,7 +102,7 @@ class VoiceSession:
             barge_in_min_ms=settings.barge_in_min_ms,
             barge_in_confirm_ms=settings.barge_in_confirm_ms,
             end_of_turn=EndOfTurn.from_settings(settings),
-            transcribe_pauses=settings.preemptive_reply == "on",
+            transcribe_pauses=pauses_start_replies(settings, providers.stt),
             open_stream=self._open_stt_stream,
         )
         self.history = ConversationHistory(settings.history_max_messages)
@@ -112,6 +119,8 @@ class VoiceSession:
                 on_stage_result=self.faults.stage_result,
                 observe=metrics.observe_stage,
                 on_fallback=self._on_fallback,
+                tools=acting.tools if acting is not None else None,
+                on_turn_end=acting.record.turn if acting is not None else lambda r: None,
             ),
             metrics,
             label=label,
@@ -128,7 +137,13 @@ class VoiceSession:
             max_speculative=settings.turn_max_speculative,
             label=label,
             preemption=Preemption.from_settings(
-                settings, providers.llm, self.history, agent, metrics, label
+                settings,
+                providers.llm,
+                self.history,
+                agent,
+                metrics,
+                label,
+                tools=acting.tools if acting is not None else None,
             ),
         )
         self.liveness = Liveness(Limits.from_settings(settings), time.monotonic())
@@ -154,9 +169,8 @@ class VoiceSession:
         self._watchdog = asyncio.create_task(self._watch(), name=f"session-{self.session_id}-watch")
 
     def _refresh_status(self) -> None:
-        """The one place the status changes: the running turn's phase, else
-        whether the person is speaking (and whether we wait on an unfinished
-        sentence)."""
+        """The one place the status changes: the running turn's phase, else whether the
+        person is speaking (and whether we wait on an unfinished sentence)."""
         listener = self.listener
         status = self.conversation.phase or (
             "still_listening"
@@ -187,7 +201,7 @@ class VoiceSession:
     def _on_pcm(self, pcm: bytes, now: float) -> None:
         if self._closing:
             return
-        conversation = self.conversation
+        conversation, pcm = self.conversation, self.echo_guard.clean(pcm, now)
         for decision in self.listener.feed(pcm, now, agent_has_floor=conversation.busy):
             if isinstance(decision, PersonStarted):
                 self.liveness.activity(now)
@@ -302,6 +316,8 @@ class VoiceSession:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            if self.acting is not None:
+                await self.acting.record.close(reason)
             await self.transport.close()
             self.vad.give_back()
         finally:

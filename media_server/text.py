@@ -123,6 +123,12 @@ class ConversationHistory:
         if self._messages and self._messages[-1] == ChatMessage("user", text):
             self._messages.pop()
 
+    def add_tool_rounds(self, messages: list[ChatMessage]) -> None:
+        """A turn's finished tool calls and their answers, before its reply.
+        (Trimming from the front never splits them from their user message:
+        ``messages()`` drops whatever precedes the first user message.)"""
+        self._messages.extend(messages)
+
     def add_assistant(self, text: str) -> None:
         if text.strip():
             self._messages.append(ChatMessage("assistant", text.strip()))

@@ -13,24 +13,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from media_server import faults, protocol
 from media_server.agents import Agent
 from media_server.audio.speaker_feed import SPEAKER_RATE
-from media_server.deadlines import Fallback, StageDeadlines, first_item, remaining_items
-from media_server.providers.base import LanguageModel, Providers, SpeechToTextStream
+from media_server.deadlines import Fallback, StageDeadlines
+from media_server.providers.base import Providers, SpeechToTextStream
+from media_server.reply import ReplyWriter
 from media_server.spoken import SpokenReply
-from media_server.text import ConversationHistory, SentenceChunker
+from media_server.store.records import TurnRecord
+from media_server.text import ConversationHistory
+from media_server.tools.registry import Toolbox
+from media_server.tools.rounds import CallRecord
 from media_server.transcription import utterance_text
 from media_server.transport import Speaker
-from media_server.types import ProviderError, ReplyOptions, Stage, Utterance
+from media_server.types import ProviderError, Stage, Utterance
 
 log = logging.getLogger(__name__)
 
 TTS_QUEUE_BOUND = 32  # sentence chunks waiting for synthesis
-PARTIAL_UPDATE_S = 0.05  # the page's growing reply: ~20 updates a second at most
 # How a turn's phase shows on the page while it runs.
 Phase = protocol.Status
 
@@ -50,6 +53,8 @@ class TurnContext:
     observe: Callable[[str, float], None] = lambda name, ms: None  # latency metrics sink
     # An engine failed and the next in its chain took the request (stage, from, to).
     on_fallback: Fallback | None = None
+    tools: Toolbox | None = None  # what the agent can call (None: it only talks)
+    on_turn_end: Callable[[TurnRecord], None] = lambda record: None  # the conversation record
 
 
 @dataclass
@@ -101,10 +106,11 @@ class Turn:
             self.t0 = started_at if started_at is not None else time.monotonic()
         self.phase: Phase = "processing"
         self.metrics: dict[str, float | None] = {}
-        self._reply_text = ""
         self._spoken = SpokenReply(ctx.speaker, on_first_audio=self._on_first_audio_out)
         self._heard_recorded = False
         self._heard = ""
+        self._retracted = False  # goes on in the next turn: not a turn of its own
+        self._writer = ReplyWriter(ctx, turn_id, mark=self._mark)
 
     def _set_phase(self, phase: Phase) -> None:
         if phase != self.phase:
@@ -119,51 +125,7 @@ class Turn:
     # ---- stages --------------------------------------------------------
 
     async def _reply(self, tts_queue: asyncio.Queue[str | None]) -> None:
-        """Streams the reply text: llm_response events and TTS chunks."""
-        ctx = self.ctx
-        agent = ctx.agent
-        messages = ctx.history.messages(agent.prompt)
-        options = ReplyOptions(
-            temperature=agent.temperature, max_tokens=agent.max_tokens, persona=agent.persona
-        )
-        chunker = SentenceChunker()
-
-        def open_stream(engine: LanguageModel) -> AsyncIterator[str]:
-            return engine.stream_reply(messages, options)
-
-        first, stream = await first_item(
-            "llm", ctx.providers.llm, open_stream, ctx.deadlines, lambda: True, ctx.on_fallback
-        )
-        if stream is None:
-            raise ProviderError("llm", "bad_output", "llm: empty reply")
-        self._mark("first_token_ms")
-
-        async def deltas() -> AsyncIterator[str]:
-            yield first
-            async for delta in remaining_items("llm", stream, ctx.deadlines):
-                yield delta
-
-        last_update = float("-inf")
-        async for delta in deltas():
-            if not delta:
-                continue
-            self._reply_text += delta
-            pieces = chunker.feed(delta)
-            # Each update carries the whole reply so far: one per token would
-            # cost O(n^2) bytes on a long reply. Update on every spoken piece
-            # and otherwise at most every PARTIAL_UPDATE_S.
-            now = time.monotonic()
-            if pieces or now - last_update >= PARTIAL_UPDATE_S:
-                last_update = now
-                ctx.send(protocol.llm_response(self._reply_text, self.turn_id, is_final=False))
-            for piece in pieces:
-                await tts_queue.put(piece)
-        for piece in chunker.flush():
-            await tts_queue.put(piece)
-        if not self._reply_text.strip():
-            raise ProviderError("llm", "bad_output", "llm: empty reply")
-        self._mark("llm_done_ms")
-        ctx.send(protocol.llm_response(self._reply_text, self.turn_id, is_final=True))
+        await self._writer.write(tts_queue)
 
     async def _speak(self, tts_queue: asyncio.Queue[str | None]) -> None:
         """Speaks the reply's pieces in order as the LLM writes them."""
@@ -185,8 +147,13 @@ class Turn:
         self._set_phase("speaking")
 
     @property
+    def tool_records(self) -> list[CallRecord]:
+        """The tool calls this turn ran (for the conversation record)."""
+        return self._writer.tool_records
+
+    @property
     def reply_started(self) -> bool:
-        return bool(self._reply_text)
+        return bool(self._writer.text)
 
     def record_heard(self) -> str:
         """Put what the person heard of the reply into the history, once.
@@ -198,19 +165,20 @@ class Turn:
             return self._heard
         self._heard_recorded = True
         self._heard = self._spoken.heard()
+        self.ctx.history.add_tool_rounds(self._writer.tool_messages)
         self.ctx.history.add_assistant(self._heard)
         return self._heard
 
     @property
     def continuable(self) -> bool:
-        """A spoken turn the person has heard nothing of yet: if they go on
-        talking, it is the same turn, not an interruption."""
-        return self.utterance is not None and not self._spoken.started
+        """A spoken turn the person has heard nothing of yet, and that has not
+        acted (called a tool): if they go on talking, it is the same turn."""
+        return self.utterance is not None and not self._spoken.started and not self._writer.acted
 
     def retract(self) -> None:
         """Take back what the turn put in the history; record_heard() then
         adds nothing (the turn goes on in the next one)."""
-        self._heard_recorded = True
+        self._heard_recorded = self._retracted = True
         if self.user_text is not None:
             self.ctx.history.retract_user(self.user_text)
 
@@ -256,21 +224,34 @@ class Turn:
             await self._reply_and_speak()
             await wait_played(ctx.speaker)
             self._heard_recorded = True
-            ctx.history.add_assistant(self._reply_text)
+            ctx.history.add_tool_rounds(self._writer.tool_messages)
+            ctx.history.add_assistant(self._writer.text)
             self._mark("total_ms")
             self.send_metrics()
-            return TurnResult("completed", transcript, self._reply_text, self.metrics)
+            self._report_end("completed", self._writer.text)
+            return TurnResult("completed", transcript, self._writer.text, self.metrics)
         except ProviderError as err:
             log.warning("turn %s failed: %s (%s)", self.turn_id, err.stage, err.kind)
             # The person may have heard part of the reply: keep that, nothing more.
-            self.record_heard()
+            heard = self.record_heard()
             ctx.speaker.clear()
             ctx.send(faults.turn_failed_event(err))
             self.send_metrics()
-            return TurnResult("error", transcript, self._reply_text, self.metrics, err)
+            self._report_end("error", heard)
+            return TurnResult("error", transcript, self._writer.text, self.metrics, err)
         except asyncio.CancelledError:
-            self.record_heard()
+            heard = self.record_heard()
+            if not self._retracted:
+                self._report_end("interrupted", heard)
             raise
+
+    def _report_end(self, outcome: str, reply: str) -> None:
+        """Hand the turn to the conversation record (a turn with words only)."""
+        if self.user_text is not None:
+            tools = [c.as_json() for c in self._writer.tool_records]
+            self.ctx.on_turn_end(
+                TurnRecord(self.turn_id, outcome, self.user_text, reply, tools, self.metrics)
+            )
 
     async def _reply_and_speak(self) -> None:
         """LLM and TTS run side by side, joined by a bounded queue of chunks;

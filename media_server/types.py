@@ -9,7 +9,7 @@ imports nothing of ours.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Stage = Literal["stt", "llm", "tts"]
 
@@ -76,9 +76,40 @@ class Transcript:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function the model asked to run: ``arguments`` is the JSON text it
+    wrote (parsed and checked against the tool's schema by the tool box)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessage:
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
+    # An assistant message that asked for tools carries its calls; a "tool"
+    # message answers one of them, named by ``tool_call_id``.
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+
+    def wire(self) -> dict[str, object]:
+        """The message as OpenAI's chat API takes it."""
+        out: dict[str, object] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in self.tool_calls
+            ]
+            out["content"] = self.content or None
+        if self.role == "tool":
+            out["tool_call_id"] = self.tool_call_id
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +121,9 @@ class ReplyOptions:
     # The behaviour an offline engine should follow: "receptionist", "sales",
     # "callcenter" or "generic". Cloud models ignore it (the system prompt rules).
     persona: str = "generic"
+    # Functions the model may call, in OpenAI's ``tools`` format ({"type":
+    # "function", "function": {name, description, parameters}}).
+    tools: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

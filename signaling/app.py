@@ -22,12 +22,14 @@ from aiohttp import web
 from media_server import rtc
 from media_server.agents import Agent, load_agents
 from media_server.config import Settings
+from media_server.echo.canceller import warm_canceller
 from media_server.ice_servers import IceServers
 from media_server.listening.vad import SileroPool
 from media_server.metrics import CONTENT_TYPE, Metrics
 from media_server.providers import build_providers
 from media_server.providers.base import Providers
 from media_server.workers import SessionCount
+from signaling import acting
 from signaling.client_address import TrustedProxies
 from signaling.ice_servers import ice_servers
 from signaling.limits import RateLimiter, origin_allowed
@@ -159,6 +161,8 @@ async def _on_startup(app: web.Application) -> None:
     if app[SETTINGS_KEY].vad_provider == "silero":
         # Each model takes ~100 ms to load: two are ready before the first call.
         await asyncio.to_thread(app[VAD_POOL_KEY].warm, 2)
+    if app[SETTINGS_KEY].echo_guard == "aec":
+        await asyncio.to_thread(warm_canceller)  # its native library loads in ~1 s, once
     app[BACKGROUND_KEY].append(asyncio.create_task(_watch_loop_lag(app)))
     shared = app[SHARED_KEY]
     if settings_have_redis(app[SETTINGS_KEY]):
@@ -294,4 +298,5 @@ def create_app(
     app.on_startup.append(_on_startup)
     app.on_shutdown.append(_on_shutdown)
     app.on_cleanup.append(_on_cleanup)
+    acting.install(app)  # the agents' tools and database, /api/sessions/{id}
     return app

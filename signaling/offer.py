@@ -23,6 +23,7 @@ from signaling.registry import CapacityError, SessionRegistry, ShuttingDown
 from signaling.sdp import SdpError, check_offer_sdp
 from signaling.shared import SharedState, SharedStateUnavailable
 from signaling.state import (
+    ACTING_KEY,
     AGENTS_KEY,
     MAX_BODY_BYTES,
     METRICS_KEY,
@@ -198,6 +199,7 @@ async def _answer_offer(request: web.Request) -> web.Response:
             registry.release_reservation()
             return refused
     m: Metrics = app[METRICS_KEY]
+    acting = app[ACTING_KEY].for_session(session_id, agent) if ACTING_KEY in app else None
     try:
         session = VoiceSession(
             session_id=session_id,
@@ -207,9 +209,12 @@ async def _answer_offer(request: web.Request) -> web.Response:
             metrics=m,
             on_closed=functools.partial(_session_closed, registry, m),
             vad_pool=app[VAD_POOL_KEY],
+            acting=acting,
         )
     except BaseException:
         registry.release_reservation()
+        if acting is not None:
+            await acting.record.close("error")
         raise
     registry.add(session)
     # Each worker counts its own sessions; /metrics sums them ("livesum").
@@ -224,7 +229,10 @@ async def _answer_offer(request: web.Request) -> web.Response:
         raise
     m.sessions_total.inc()
     m.calls.labels(transport="webrtc").inc()
-    return web.json_response({"sdp": answer_sdp, "type": "answer", "session_id": session_id})
+    answer = {"sdp": answer_sdp, "type": "answer", "session_id": session_id}
+    if acting is not None:
+        answer["record_key"] = acting.record_key  # the page's key to its transcript
+    return web.json_response(answer)
 
 
 async def _spend(

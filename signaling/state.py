@@ -36,6 +36,7 @@ ICE_SERVERS_KEY = web.AppKey("ice_servers", IceServers)
 TOKENS_KEY = web.AppKey("tokens", TokenVerifier | None)  # type: ignore[arg-type]
 # What workers and hosts share (signaling/shared); None: this process is all there is.
 SHARED_KEY = web.AppKey("shared", object)
+ACTING_KEY = web.AppKey("acting", object)  # media_server.tools.acting.AgentActing
 
 # Sent with every answer. The page may be opened as /?token=...: no-referrer
 # keeps that URL out of the Referer of everything the page fetches next.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,12 +14,16 @@ import pytest
 from aiohttp import web
 
 from media_server.config import Settings, load_settings
+from media_server.echo.canceller import warm_canceller
 from media_server.providers import build_providers
 from media_server.providers.base import Providers
 from media_server.rtc.ice import configure_host_addresses
 from signaling.app import REGISTRY_KEY, create_app
 from tests.audio_fixtures import speech_48k as speech_48k  # re-export; bench/ imports it there
 from tests.leaks import Snapshot, wait_back_to
+
+_TEST_DATA_DIR = tempfile.mkdtemp(prefix="voice-agent-test-data-")
+atexit.register(shutil.rmtree, _TEST_DATA_DIR, ignore_errors=True)
 
 # Every peer in the suite, server and client, offers 127.0.0.1 only (DESIGN.md §9).
 configure_host_addresses(("127.0.0.1",))
@@ -28,6 +35,8 @@ def make_settings(**overrides: Any) -> Settings:
     # The server offers loopback only, like every peer in the suite
     # (create_app installs the server's host addresses process-wide).
     overrides.setdefault("ICE_HOST_ADDRESSES", "127.0.0.1")
+    # The agents' database of a test run lives in its own directory, never the checkout's.
+    overrides.setdefault("DATABASE_URL", f"sqlite:///{_TEST_DATA_DIR}/voice-agent.db")
     return load_settings({k: str(v) for k, v in overrides.items()}, environ={}, dotenv_path=None)
 
 
@@ -84,6 +93,7 @@ async def server(server_factory) -> RunningServer:
 async def leak_check() -> AsyncIterator[Snapshot]:
     """Fails the test if it leaves tasks, fds or UDP sockets behind."""
     embedded_providers()  # engine threads belong to the run, not to a test
+    warm_canceller()  # so does the echo canceller's native runtime (its threads and fds)
     base = Snapshot.take()
     yield base
     excess = await wait_back_to(base, timeout=10.0, thread_slack=0)

@@ -22,6 +22,7 @@ from media_server.types import (
     ChatMessage,
     ProviderNames,
     ReplyOptions,
+    ToolCall,
     Transcript,
     Utterance,
 )
@@ -94,7 +95,11 @@ class LanguageModel(Protocol):
 
     def stream_reply(
         self, messages: Sequence[ChatMessage], options: ReplyOptions
-    ) -> AsyncIterator[str]: ...
+    ) -> AsyncIterator[str | ToolCall]:
+        """Text deltas as they come, then any tool calls the model made
+        (``options.tools`` offers them; an engine that cannot call tools
+        ignores them and only talks)."""
+        ...
 
     async def warm_up(self) -> None: ...
 

@@ -28,6 +28,7 @@ from media_server.types import (
     ProviderError,
     ReplyOptions,
     Stage,
+    ToolCall,
     Transcript,
     Utterance,
 )
@@ -126,7 +127,7 @@ class EngineChain(Generic[E]):
 
     def stream_reply(
         self, messages: Sequence[ChatMessage], options: ReplyOptions
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[str | ToolCall]:
         return self.preferred.stream_reply(messages, options)  # type: ignore[attr-defined]
 
     def synthesize(self, text: str, voice: str) -> AsyncIterator[AudioChunk]:

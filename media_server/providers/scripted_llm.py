@@ -22,8 +22,9 @@ purpose; this module is the public face: ``ScriptedLLM`` and the helpers tests u
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from media_server.providers.scripted.common import CAPABILITIES, INTROS, Handler
 from media_server.providers.scripted.compose import HANDLERS, compose_reply
@@ -36,7 +37,8 @@ from media_server.providers.scripted.details import (
     speak_digits,
 )
 from media_server.providers.scripted.reading import read_turn
-from media_server.types import ChatMessage, ProviderError, ReplyOptions
+from media_server.providers.scripted.tool_plan import plan
+from media_server.types import ChatMessage, ProviderError, ReplyOptions, ToolCall
 
 __all__ = [
     "CAPABILITIES",
@@ -62,14 +64,23 @@ class ScriptedLLM:
 
     name = "scripted"
 
+    def __init__(self, *, today: Callable[[], dt.date] = dt.date.today) -> None:
+        self._today = today
+
     async def stream_reply(
         self, messages: Sequence[ChatMessage], options: ReplyOptions
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[str | ToolCall]:
         try:
-            words = compose_reply(messages, options.persona).split()
+            offered = frozenset(t["function"]["name"] for t in options.tools)
+            planned = plan(messages, options.persona, offered, self._today())
         except Exception as exc:  # a bug in a rule must end this turn, not the session
             log.exception("scripted reply failed")
             raise ProviderError("llm", "bad_output", f"scripted: {exc!r}") from exc
+        if isinstance(planned, ToolCall):
+            await asyncio.sleep(0)
+            yield planned
+            return
+        words = planned.split()
         # ~0.75 words per token, the usual rule of thumb for English.
         words = words[: max(1, options.max_tokens * 3 // 4)]
         for i, word in enumerate(words):

@@ -31,8 +31,15 @@ class WebRtcTransport:
     kind = "webrtc"
 
     def __init__(
-        self, settings: Settings, *, session_id: str, on_late: Callable[[], object]
+        self,
+        settings: Settings,
+        *,
+        session_id: str,
+        on_late: Callable[[], object],
+        on_played: Callable[[bytes, float], object] | None = None,
     ) -> None:
+        """``on_played(pcm, at)``: each frame of the agent's voice as it leaves
+        (the echo guard's reference)."""
         label = f"session {session_id}"
         # The same servers the page got from /api/ice-servers (fresh TURN
         # credentials of its own), so a server behind NAT is reachable too.
@@ -46,7 +53,7 @@ class WebRtcTransport:
         )
         self._session_id = session_id
         self.events = EventChannel(label)
-        self.speaker = AgentAudioTrack(on_late=on_late)
+        self.speaker = AgentAudioTrack(on_late=on_late, on_played=on_played)
         self._hooks: CallHooks | None = None
         self._on_page_open: Callable[[], None] = lambda: None
         self._on_page_message: Callable[[str | bytes], None] = lambda raw: None

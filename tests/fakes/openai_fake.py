@@ -42,6 +42,15 @@ Knobs beyond the common ones in ``http_fake.Knobs``:
 - ``null_content_delta``: a chunk whose delta has ``content: null``
 - ``stream_error_after_tokens``: after N tokens send ``data: {"error": ...}``
 - ``speech_seconds``: length of the synthesized audio
+- ``tool_calls``: None, or ``callable(request_json) -> list | None``: when it
+  returns calls (``{"name", "arguments": dict}``), the reply is those calls,
+  streamed as OpenAI does: a role delta with ``content: null``, per call a
+  first ``delta.tool_calls`` piece with ``index``, ``id``, ``type`` and the
+  name (arguments ``""``), then the arguments JSON in small pieces, then
+  ``finish_reason: "tool_calls"``. None or [] means answer in words.
+  Needs ``tools`` in the request, as the real API does.
+- ``reject_tools``: answer 400 to any request with ``tools``, as Ollama does
+  for a model that cannot call them ("... does not support tools")
 """
 
 from __future__ import annotations
@@ -87,6 +96,8 @@ class OpenAIKnobs(Knobs):
     null_content_delta: bool = False
     stream_error_after_tokens: int | None = None
     speech_seconds: float = 1.0
+    tool_calls: Callable[[dict[str, Any]], list[dict[str, Any]] | None] | None = None
+    reject_tools: bool = False
 
 
 def tokens_of(text: str) -> list[str]:
@@ -221,6 +232,13 @@ class OpenAIFake(FakeServer):
         if not isinstance(body.get("messages"), list) or not body["messages"]:
             return self._invalid(request, "'messages' must be a non-empty array", "messages")
         k = self.knobs
+        if k.reject_tools and body.get("tools"):
+            return self._invalid(request, f"{body['model']} does not support tools", None)
+        calls = k.tool_calls(body) if k.tool_calls is not None else None
+        if calls:
+            if not body.get("tools"):
+                return self._invalid(request, "tool calls need 'tools'", "tools")
+            return await self._tool_call_reply(request, body, calls)
         reply = k.reply(body) if callable(k.reply) else k.reply
         tokens = tokens_of(reply)
         finish = "stop"
@@ -302,6 +320,57 @@ class OpenAIFake(FakeServer):
                     )
                 )
             events.append(b"data: [DONE]\n\n")
+        return await self.send_body(
+            request, events, content_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+
+    async def _tool_call_reply(
+        self, request: web.Request, body: dict[str, Any], calls: list[dict[str, Any]]
+    ) -> web.StreamResponse:
+        cid, created, model = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), body["model"]
+        wire = [
+            {
+                "id": f"call_{uuid.uuid4().hex[:20]}",
+                "type": "function",
+                "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
+            }
+            for c in calls
+        ]
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": None, "tool_calls": wire}
+            choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+            return web.json_response(
+                {
+                    "id": cid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [choice],
+                }
+            )
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            return _sse(
+                {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [choice],
+                }
+            )
+
+        events = [chunk({"role": "assistant", "content": None})]
+        for index, call in enumerate(wire):
+            first = {**call, "function": {"name": call["function"]["name"], "arguments": ""}}
+            events.append(chunk({"tool_calls": [{"index": index, **first}]}))
+            arguments = call["function"]["arguments"]
+            for start in range(0, len(arguments), 7):  # OpenAI sends a few characters a piece
+                piece = {"index": index, "function": {"arguments": arguments[start : start + 7]}}
+                events.append(chunk({"tool_calls": [piece]}))
+        events.append(chunk({}, "tool_calls"))
+        events.append(b"data: [DONE]\n\n")
         return await self.send_body(
             request, events, content_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )

@@ -87,7 +87,11 @@ async def test_spoken_turns_on_cloud_providers(leak_check, cloud, server_factory
         chats = chat_requests(openai)
         assert len(chats) == 2 and chats[0].json["stream"] is True
         first, second = chats[0].json["messages"], chats[1].json["messages"]
-        assert first[0] == {"role": "system", "content": BUILTIN_AGENTS["receptionist"].prompt}
+        # The agent's prompt, and (it has tools) today's date to book by.
+        assert first[0]["role"] == "system"
+        prompt = BUILTIN_AGENTS["receptionist"].prompt
+        assert first[0]["content"].startswith(prompt + "\n\nToday is ")
+        assert "book_appointment" in {t["function"]["name"] for t in chats[0].json["tools"]}
         assert first[1:] == [{"role": "user", "content": "I would like to book an appointment"}]
         # The second turn remembers the first exchange.
         assert [m["role"] for m in second[1:]] == ["user", "assistant", "user"]

@@ -43,3 +43,12 @@ def test_everything_it_copies_is_in_the_repository_and_not_ignored():
             assert source not in ignored, source
     # The wheel's page must reach the build: signaling/ is copied whole.
     assert (ROOT / "signaling" / "static" / "index.html").exists()
+
+
+def test_the_agents_database_is_in_a_volume():
+    steps = _instructions()
+    final = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM") :]
+    (volume,) = [arg for op, arg in final if op == "VOLUME"]
+    assert "/app/data" in volume
+    envs = " ".join(arg for op, arg in final if op == "ENV")
+    assert "DATABASE_URL=sqlite:////app/data/" in envs

@@ -362,7 +362,7 @@ async def test_rule_bug_becomes_provider_error(monkeypatch: pytest.MonkeyPatch) 
     def broken(*_args: object) -> str:
         raise KeyError("slot")
 
-    monkeypatch.setattr(scripted_llm, "compose_reply", broken)
+    monkeypatch.setattr(scripted_llm, "plan", broken)
     stream = ScriptedLLM().stream_reply([ChatMessage("user", "hi")], ReplyOptions())
     with pytest.raises(ProviderError) as err:
         await anext(stream)

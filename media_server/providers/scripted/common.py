@@ -19,6 +19,9 @@ class State:
     offered: str | None = None  # what the previous reply offered
     done: str | None = None  # the last thing we confirmed, for the goodbye
     misses: int = 0  # consecutive turns not understood
+    # What this turn's reply confirms doing ("book", "move", "cancel") and its
+    # details: the scripted engine makes it real through the agent's tools.
+    action: tuple[str, dict[str, str]] | None = None
 
     def start(self, task: str, keep: Sequence[str] = ("name", "phone", "team", "need")) -> None:
         self.task, self.step = task, 0

@@ -49,6 +49,7 @@ HANDLERS: dict[str, Handler] = {
 
 def _respond(st: State, raw: str, previous_reply: str) -> str:
     st.turns += 1
+    st.action = None
     said = read_turn(raw, previous_reply)
     caps, intro = CAPABILITIES[st.persona], INTROS[st.persona]
     misses, st.misses = st.misses, 0
@@ -89,13 +90,20 @@ def _respond(st: State, raw: str, previous_reply: str) -> str:
 
 def compose_reply(messages: Sequence[ChatMessage], persona: str) -> str:
     """The whole reply to the conversation's last user message. Pure and deterministic."""
+    return compose(messages, persona)[0]
+
+
+def compose(messages: Sequence[ChatMessage], persona: str) -> tuple[str, State]:
+    """The reply and the state it leaves (``state.action``: what it confirms doing)."""
     st = State(persona if persona in HANDLERS else "generic")
     reply: str | None = None
     previous = ""
     for message in messages:
+        if message.role == "assistant" and message.tool_calls:
+            continue  # a tool round, not words anyone heard
         if message.role == "assistant":
             previous = message.content  # what was really said wins over our replay
         elif message.role == "user":
             reply = _respond(st, message.content, previous)
             previous = reply
-    return reply if reply is not None else INTROS[st.persona]
+    return (reply if reply is not None else INTROS[st.persona]), st

@@ -144,6 +144,7 @@ def _reception_ack(new: dict[str, str]) -> list[str]:
 def _reception_confirm(st: State) -> str:
     s, task = st.slots, st.task
     st.task = None
+    st.action = (task or "book", dict(s))
     if task == "cancel":
         st.done = None
         st.offer = "book"

@@ -97,6 +97,7 @@ def _demo_step(st: State, said: Said) -> str:
     focus = st.slots.get("need", "what your team needs")
     st.task = None
     st.done = f"Talk to you at the demo {when}."
+    st.action = ("demo", dict(st.slots))
     return (
         f"You're booked for a 30 minute demo {when}, and we'll focus it on {focus}. "
         "Is there anything else I can help with?"

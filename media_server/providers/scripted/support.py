@@ -137,6 +137,7 @@ def reply(st: State, said: Said) -> str | None:
         st.task = None
         ticket = _ticket(st)
         st.done = f"Your ticket number is {ticket}."
+        st.action = ("ticket", {"issue": current.key, "spoken": ticket, **st.slots})
         return (
             f"I'm sorry that didn't fix it. I've opened ticket number {ticket}, and a "
             "specialist will follow up within one business day. "

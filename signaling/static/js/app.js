@@ -6,6 +6,7 @@ import { VoiceConnection } from "./connection.js";
 import { ConversationView } from "./conversation.js";
 import { LevelMeter, MicError, openMic, silentStream } from "./mic.js";
 import { StatsPoller } from "./stats.js";
+import { offerTranscript } from "./transcript.js";
 import { Banner, setMicLevel, setStatus, showNetwork, showProviders } from "./ui.js";
 import { hasTimings, renderWaterfall } from "./waterfall.js";
 
@@ -221,6 +222,7 @@ function stoppedWhileStarting() {
 function endSession({ keepMic = false, notify = true } = {}) {
   const conn = state.conn;
   state.conn = null;
+  state.lastCall = conn ? { sessionId: conn.sessionId, recordKey: conn.recordKey } : null;
   if (conn) conn.close({ notify });
   if (state.poller) state.poller.stop();
   state.poller = null;
@@ -247,7 +249,10 @@ function stop() {
   const wasConnected = state.phase === "connected";
   endSession();
   state.phase = "disconnected";
-  if (wasConnected) conversation.note("Call ended.");
+  if (wasConnected) {
+    conversation.note("Call ended.");
+    offerTranscript(conversation, state.lastCall || {});
+  }
   render();
   if (accessLinkUsedUp()) showLinkUsedUp("");
   else el.start.focus();
@@ -292,6 +297,7 @@ function onLost(why) {
   state.phase = "lost";
   render();
   conversation.note("Connection lost.", "error");
+  offerTranscript(conversation, state.lastCall || {});
   offerAnotherCall(`Lost the connection to the server. ${why}`, { kind: "error", label: "Reconnect" });
 }
 
@@ -300,6 +306,7 @@ function onEnded(reason) {
   state.phase = "ended";
   render();
   conversation.note("Call ended by the server.");
+  offerTranscript(conversation, state.lastCall || {});
   // The server may have said why in an error just before (a provider that
   // is down, say): keep those words and offer a fresh start under them.
   const known = END_REASONS[reason];
@@ -376,6 +383,12 @@ function onServerEvent(event) {
       el.latency.replaceChildren(title, renderWaterfall(event, browser));
       break;
     }
+    case "tool_call":
+      conversation.toolCall(event.call_id, event.name, event.arguments);
+      break;
+    case "tool_result":
+      conversation.toolResult(event.call_id, event.ok, event.summary || "");
+      break;
     case "error":
       onTurnError(event);
       break;

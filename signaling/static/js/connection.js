@@ -23,6 +23,7 @@ export class VoiceConnection extends EventTarget {
     this.pc = null;
     this.channel = null;
     this.sessionId = null;
+    this.recordKey = null;
     this.closed = false;
     this.starting = false; // the offer is out and the channel not yet open
     this.stopping = new AbortController(); // aborted by close(): cuts waits short
@@ -71,6 +72,7 @@ export class VoiceConnection extends EventTarget {
     try {
       const answer = await postOffer({ sdp: pc.localDescription.sdp, agentId });
       this.sessionId = answer.session_id;
+      this.recordKey = answer.record_key || null; // the key to this call's transcript
       await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
       await channelOpen(pc, channel, OPEN_TIMEOUT_MS, this.stopping.signal);
     } finally {

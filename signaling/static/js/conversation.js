@@ -93,6 +93,32 @@ export class ConversationView {
     this.scroll();
   }
 
+  // The agent acting: a line under the current turn while a tool runs
+  // ("Checking availability…"), then its outcome ("Booked: Tue 8 Dec, 10:00").
+  toolCall(callId, name, args) {
+    const last = [...this.turns.entries()].pop();
+    const turn = last && last[0].startsWith(`${this.session}:`) ? last[1] : null;
+    const p = document.createElement("p");
+    p.className = "tool-call running";
+    p.dataset.testid = "tool-call";
+    p.dataset.callId = callId;
+    p.dataset.tool = name;
+    p.title = `${name}(${JSON.stringify(args ?? {})})`;
+    p.textContent = `⚙ ${name.replaceAll("_", " ")}…`;
+    if (turn) turn.li.append(p);
+    else this.append(p);
+    this.scroll();
+  }
+
+  toolResult(callId, ok, summary) {
+    const p = [...this.list.querySelectorAll(".tool-call")].find((e) => e.dataset.callId === callId);
+    if (!p) return;
+    p.classList.remove("running");
+    p.classList.add(ok ? "tool-ok" : "tool-failed");
+    p.textContent = `${ok ? "✓" : "⚠"} ${summary || p.dataset.tool}`;
+    this.scroll();
+  }
+
   // A turn's error sits under that turn; one with no turn yet (speech
   // recognition failed, a refused message) becomes a note of its own.
   turnError(message) {
