@@ -197,6 +197,9 @@ async def test_a_key_press_reaches_the_agent_and_goodbye_hangs_up(server_factory
             await client.press("3")
             await wait_until(lambda: chats(openai), timeout=10)
             assert chats(openai)[-1][-1] == {"role": "user", "content": "The caller pressed 3."}
+            # The agent acts on the phone as on the page: its tools are offered.
+            [request] = [r for r in openai.requests if r.path == "/v1/chat/completions"]
+            assert "book_appointment" in {t["function"]["name"] for t in request.json["tools"]}
             await until_quiet(client, since=pressed_at)
             await wait_until(lambda: idle(server), timeout=5)
             # A goodbye from the agent alone does not hang up: the caller said none.
