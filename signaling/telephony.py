@@ -28,6 +28,7 @@ from signaling.offer import _Reject as Rejected
 from signaling.registry import CapacityError, SessionRegistry
 from signaling.shared import SharedState, SharedStateUnavailable
 from signaling.state import (
+    ACTING_KEY,
     AGENTS_KEY,
     METRICS_KEY,
     PROVIDERS_KEY,
@@ -157,10 +158,13 @@ async def _open_call(
         session_id = registry.reserve()
     except CapacityError:
         raise Refused("busy", TRY_AGAIN_LATER) from None
+    acting = None
     try:
         if verifier is not None and checked is not None:
             await _spend(verifier, checked, app[SHARED_KEY])
         m: Metrics = app[METRICS_KEY]
+        # The agent's tools and a conversation record, as on a WebRTC call.
+        acting = app[ACTING_KEY].for_session(session_id, agent) if ACTING_KEY in app else None
         line = PhoneLine(
             carrier, started, send_str=ws.send_str, send_bytes=ws.send_bytes, close_ws=ws.close
         )
@@ -173,9 +177,12 @@ async def _open_call(
             on_closed=functools.partial(_closed, registry, m),
             vad_pool=app[VAD_POOL_KEY],
             transport=line,
+            acting=acting,
         )
     except BaseException:
         registry.release_reservation()
+        if acting is not None:
+            await acting.record.close("error")
         raise
     registry.add(session)
     m.sessions_active.inc()
