@@ -46,6 +46,7 @@ from bench.common import (
     server_is_speech,
     server_process,
 )
+from bench.phone_latency import AUTH_TOKEN, phone_turns
 from media_server.audio.mp3 import Mp3Decoder
 from media_server.audio.pcm import PcmResampler
 from media_server.listening.segmenter import Segmenter, SegmenterConfig, SpeechEnded
@@ -224,6 +225,7 @@ async def run_fake(turns: int) -> dict[str, Any]:
                 **fakes_env(urls),
                 "TURN_DETECTOR": "silence",
                 "TURN_SILENCE_MS": str(HANGOVER_MS),
+                "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             }
             with server_process(["-m", "media_server", "--agents-file", str(agents)], env) as srv:
                 await srv.wait_ready()
@@ -250,19 +252,41 @@ async def run_fake(turns: int) -> dict[str, Any]:
                             "added_p50": percentile(added, 50),
                             "added_p95": percentile(added, 95),
                         }
-                        rows.append(row)
+                        rows.append({"path": "webrtc", **row})
                         out["runs"][str(tokens)] = {**row, "turns_detail": turns_out}
                     finally:
                         await client.close()
+                # The same short turns on a phone line (Twilio Media Streams, μ-law).
+                tokens = REPLY_TOKENS[0]
+                e2e = await phone_turns(
+                    srv.base_url, f"bench{tokens}", speech, trailing_silence_s(speech), turns
+                )
+                # No Opus or jitter buffer on this path: its fixed part has no rtt.
+                k = tokens_until_first_chunk(reply_of(tokens))
+                fixed_phone = STT_DELAY_S + LLM_FIRST_BYTE_S + k * TOKEN_DELAY_S
+                fixed_phone += TTS_FIRST_BYTE_S + lead + eot
+                row = {
+                    "path": "phone",
+                    "reply_tokens": tokens,
+                    "turns": len(e2e),
+                    "e2e_p50": percentile(e2e, 50),
+                    "e2e_p95": percentile(e2e, 95),
+                    "fixed_ms": fixed_phone * 1000,
+                    "added_p50": percentile([e - fixed_phone * 1000 for e in e2e], 50),
+                    "added_p95": percentile([e - fixed_phone * 1000 for e in e2e], 95),
+                }
+                rows.append(row)
+                out["runs"]["phone"] = {**row, "turns_detail": e2e}
     print(
         f"transport round trip (echo) median {rtt * 1000:.1f} ms; "
         f"end-of-turn wait {eot * 1000:.0f} ms (hangover {HANGOVER_MS}); "
         f"fake TTS leading silence {lead * 1000:.0f} ms"
     )
-    print_table(
-        rows, ["reply_tokens", "turns", "e2e_p50", "e2e_p95", "fixed_ms", "added_p50", "added_p95"]
-    )
-    if len(rows) == 2:
+    columns = ["path", "reply_tokens", "turns", "e2e_p50", "e2e_p95", "fixed_ms"]
+    print_table(rows, [*columns, "added_p50", "added_p95"])
+    out["phone_vs_webrtc_e2e_p50"] = rows[-1]["e2e_p50"] / rows[0]["e2e_p50"]
+    print(f"phone / webrtc voice-to-voice (p50, 10 tokens): {out['phone_vs_webrtc_e2e_p50']:.2f}")
+    if len(rows) >= 2:
         delta = rows[1]["e2e_p50"] - rows[0]["e2e_p50"]
         out["first_audio_delta_long_vs_short_ms"] = delta
         print(f"first audio, 300 vs 10 tokens: {delta:+.1f} ms (p50)")

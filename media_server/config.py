@@ -17,12 +17,14 @@ from typing import Any
 from media_server.config_values import (
     ConfigError,
     chain_of,
+    flag,
     float_in_range,
     int_in_range,
     ip_list,
     network_list,
     one_of,
     origin_list,
+    phone_number_map,
     read_dotenv,
     redis_url,
     secret,
@@ -31,7 +33,7 @@ from media_server.config_values import (
     url,
 )
 
-STT_CHOICES = ("auto", "openai", "pocketsphinx")
+STT_CHOICES = ("auto", "openai", "openai-realtime", "pocketsphinx")
 TURN_DETECTORS = ("auto", "silence", "lexical")
 VAD_PROVIDERS = ("silero", "webrtcvad")
 LLM_CHOICES = ("auto", "openai", "scripted")
@@ -56,6 +58,8 @@ class Settings:
     openai_base_url: str = ""
     openai_model: str = "gpt-4o-mini"
     openai_stt_model: str = "whisper-1"
+    # STT_PROVIDER=openai-realtime: streamed while spoken (its fallback is OPENAI_STT_MODEL).
+    openai_realtime_stt_model: str = "gpt-4o-mini-transcribe"
     openai_tts_model: str = "gpt-4o-mini-tts"
     stt_language: str = ""
     elevenlabs_api_key: str = field(default="", repr=False)
@@ -96,6 +100,10 @@ class Settings:
     # Speculative transcriptions of a turn while it is spoken (batch cloud
     # STT only; each one is a billed request).
     turn_max_speculative: int = 3
+    # "on": the LLM starts on such a transcript at the pause, before the turn
+    # ends (preemptive.py); its tokens are thrown away if the person goes on.
+    # With "silence" too, pauses are then transcribed (TURN_MAX_SPECULATIVE).
+    preemptive_reply: str = "on"
     vad_preroll_ms: int = 300
     vad_min_speech_ms: int = 250
     vad_max_utterance_s: float = 30.0
@@ -140,6 +148,13 @@ class Settings:
     # The agents' database: bookings, tickets, demos, conversation records
     # (README "Agents that act"). A relative path is from the working directory.
     database_url: str = field(default="sqlite:///data/voice-agent.db", repr=False)
+    # Phone calls (README "Phone calls"). PUBLIC_URL: the https:// address
+    # Twilio calls (the signature covers it; behind a proxy ours differs).
+    public_url: str = ""
+    twilio_auth_token: str = field(default="", repr=False)
+    twilio_allow_unsigned: bool = False  # local tries only: no signature check
+    phone_numbers: tuple[tuple[str, str], ...] = ()  # called number -> agent id
+    phone_agent: str = "receptionist"  # neither ?agent= nor a mapped number
 
     @property
     def openai_configured(self) -> bool:
@@ -162,6 +177,7 @@ class Settings:
             self.auth_secret,
             self.turn_secret,
             self.turn_password,
+            self.twilio_auth_token,
         )
         return tuple(v for v in values if v)
 
@@ -220,6 +236,8 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return chain_of(name, raw, LLM_CHOICES)
     if attr == "tts_provider":
         return chain_of(name, raw, TTS_CHOICES)
+    if attr == "preemptive_reply":
+        return one_of(name, raw, ("on", "off"))
     if attr == "vad_provider":
         return one_of(name, raw, VAD_PROVIDERS)
     if attr == "turn_detector":
@@ -230,7 +248,7 @@ def _convert(attr: str, name: str, raw: str) -> Any:
                 "on 2 cores; use lexical (the default) or silence"
             )
         return one_of(name, raw, TURN_DETECTORS)
-    if attr in ("openai_base_url", "elevenlabs_base_url"):
+    if attr in ("openai_base_url", "elevenlabs_base_url", "public_url"):
         return url(name, raw)
     if attr == "ice_host_addresses":
         return ip_list(name, raw)
@@ -250,7 +268,7 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return redis_url(name, raw)
     if attr == "metrics_token":
         return secret(name, raw)
-    if attr == "auth_secret":
+    if attr in ("auth_secret", "twilio_auth_token"):
         return secret(name, raw)
     if attr == "database_url":
         from media_server.store.db import database_path
@@ -260,6 +278,10 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         except ValueError as exc:
             raise ConfigError(f"{name}: {exc}") from None
         return raw.strip()
+    if attr == "twilio_allow_unsigned":
+        return flag(name, raw)
+    if attr == "phone_numbers":
+        return phone_number_map(name, raw)
     if attr == "agents_file":
         return Path(raw.strip()) if raw.strip() else None
     if attr == "log_level":
@@ -268,7 +290,10 @@ def _convert(attr: str, name: str, raw: str) -> Any:
 
 
 def _check_providers(s: Settings) -> None:
-    needs = {"openai": ("OPENAI_API_KEY", s.openai_configured)}
+    needs = {
+        "openai": ("OPENAI_API_KEY", s.openai_configured),
+        "openai-realtime": ("OPENAI_API_KEY", s.openai_configured),
+    }
     needs_tts = {**needs, "elevenlabs": ("ELEVENLABS_API_KEY", s.elevenlabs_configured)}
     for name, chain, keys in (
         ("STT_PROVIDER", s.stt_provider, needs),

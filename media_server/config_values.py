@@ -5,6 +5,7 @@ Each failure is a ``ConfigError`` with one line naming the setting."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 
 
@@ -200,3 +201,26 @@ def network_list(name: str, raw: str) -> tuple[str, ...]:
         except ValueError:
             raise ConfigError(f"{name}: {item!r} is not an IP address or CIDR network") from None
     return items
+
+
+def flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r}: expected true or false")
+
+
+def phone_number_map(name: str, raw: str) -> tuple[tuple[str, str], ...]:
+    """``+15551230000=receptionist,+15551230001=sales`` -> ((number, agent id), ...)."""
+    pairs = []
+    for item in (p.strip() for p in raw.split(",")):
+        if not item:
+            continue
+        number, sep, agent = item.partition("=")
+        number, agent = number.strip().replace(" ", ""), agent.strip()
+        if not sep or not re.fullmatch(r"\+?[0-9]{3,20}", number) or not agent:
+            raise ConfigError(f"{name}: {item!r} is not +NUMBER=agent_id")
+        pairs.append((number, agent))
+    return tuple(pairs)

@@ -19,11 +19,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from media_server import faults, protocol
 from media_server.metrics import Metrics
-from media_server.providers.base import SpeechToTextStream
+from media_server.providers.base import LanguageModel, SpeechToTextStream
 from media_server.turn import Phase, Turn, TurnContext
 from media_server.types import Utterance
 
@@ -86,9 +86,11 @@ class Conversation:
         text: str | None = None,
         stt_stream: SpeechToTextStream | None = None,
         transcript: str | None = None,
+        llm: LanguageModel | None = None,
     ) -> None:
         """Answer this utterance or text, cutting short the turn before it.
-        ``transcript``: the utterance's words, if already transcribed."""
+        ``transcript``: the utterance's words, if already transcribed;
+        ``llm``: the model for this turn (a preemptive reply's), if not the usual."""
         if self._closed:
             if stt_stream is not None:
                 stt_stream.cancel()
@@ -108,8 +110,11 @@ class Conversation:
         else:
             self._turn_seq += 1
             turn_id = self._turn_seq
+        ctx = self._ctx
+        if llm is not None:
+            ctx = replace(ctx, providers=replace(ctx.providers, llm=llm))
         turn = Turn(
-            self._ctx,
+            ctx,
             turn_id,
             utterance=utterance,
             text=text,
@@ -171,6 +176,14 @@ class Conversation:
         self._cancelled.add(task)
         task.add_done_callback(self._cancelled.discard)
         self._turn = self._task = None
+
+    def open_with(self, make_turn: Callable[[TurnContext, int], Turn]) -> None:
+        """The agent speaks first (a phone call's greeting): a turn of its own
+        that the person can talk over like any other. Only when idle."""
+        if self._closed or self._task is not None:
+            return
+        self._turn_seq += 1
+        self._start_turn(make_turn(self._ctx, self._turn_seq))
 
     def _start_turn(self, turn: Turn) -> None:
         self._turn = turn

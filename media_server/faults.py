@@ -18,8 +18,17 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from media_server import protocol
 from media_server.types import ProviderError, Stage
+
+if TYPE_CHECKING:
+    from media_server.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 RETRY_AFTER_CAP_S = 2.0  # never keep a person waiting longer than this for a retry
 DEFAULT_RETRY_DELAY_S = 0.25
@@ -117,3 +126,46 @@ class ErrorBudget:
 
     def failures(self, stage: Stage) -> int:
         return self._failures[stage]
+
+
+class CallFaults:
+    """One call's fault policy: counts each stage's failures against the
+    budget (and in /metrics), tells the person once a stage when a fallback
+    engine takes over, and says when the call must end."""
+
+    def __init__(self, limit: int, metrics: Metrics, send: Callable[[str], object]) -> None:
+        self.budget = ErrorBudget(limit)
+        self._metrics = metrics
+        self._send = send
+        self._fallbacks_told: set[Stage] = set()
+
+    def stage_result(self, stage: Stage, err: ProviderError | None) -> None:
+        if err is not None:
+            self._metrics.errors.labels(stage=stage, kind=err.kind).inc()
+        self.budget.record(stage, err)
+
+    def fallback(
+        self, stage: Stage, from_engine: str, to_engine: str, names: dict[str, str]
+    ) -> None:
+        self._metrics.fallbacks.labels(stage=stage, **{"from": from_engine, "to": to_engine}).inc()
+        if stage in self._fallbacks_told:
+            return  # one notice a stage per call is enough
+        self._fallbacks_told.add(stage)
+        message = fallback_message(stage)
+        self._send(protocol.provider_fallback(stage, from_engine, to_engine, message, names))
+
+    def end_if_exhausted(self, label: str) -> bool:
+        """After a turn: True (and the person told why) when a stage has
+        failed past the budget and the call should end."""
+        err = self.budget.exhausted
+        if err is None:
+            return False
+        log.warning(
+            "%s: ending, %s provider unavailable (%s, %d in a row)",
+            label,
+            err.stage,
+            err.kind,
+            self.budget.failures(err.stage),
+        )
+        self._send(session_ended_event(err))
+        return True

@@ -11,7 +11,8 @@ interim ``transcription`` (``is_final: false``).
 A speculative transcript is never acted on by itself: the turn is committed
 by the listener, and only a transcript of the whole turn (nothing said after
 its pause) stands for the turn's own transcription; any other is discarded.
-One request at a time: a newer pause cancels the older one.
+One request at a time: a newer pause cancels the older one. A transcript
+of the whole turn may start a preemptive reply (preemptive.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from media_server import protocol
 from media_server.conversation import Conversation
 from media_server.listening.listener import Listener, PauseHeard
 from media_server.metrics import Metrics
+from media_server.preemptive import AdoptedLLM, Preemption
 from media_server.providers.base import SpeechToText
 from media_server.types import ProviderError, Transcript, Utterance
 
@@ -44,6 +46,7 @@ class InterimTranscripts:
         timeout_s: float,
         max_speculative: int,
         label: str,
+        preemption: Preemption | None = None,
     ) -> None:
         self._stt = stt
         self._listener = listener
@@ -56,6 +59,7 @@ class InterimTranscripts:
         self._timeout_s = timeout_s
         self._max_speculative = max_speculative
         self._label = label
+        self._preemption = preemption
         self._task: asyncio.Task[None] | None = None
         self._speculative = 0  # requests this turn
         self._closed = False
@@ -68,7 +72,8 @@ class InterimTranscripts:
         source: Callable[[], Awaitable[Transcript]]
         if stream is not None:
             source = stream.interim
-            covers_turn = False  # its final decode is better: the turn finishes it
+            # A partial decode: its final one is better, the turn finishes it.
+            covers_turn = self._stt.capabilities.final_interims
         elif not self._stt.capabilities.streaming and self._speculative < self._max_speculative:
             self._speculative += 1
             self._metrics.speculative_stt.inc()
@@ -87,7 +92,19 @@ class InterimTranscripts:
             self._metrics.speculative_stt_per_turn.observe(self._speculative)
         self._speculative = 0
 
+    def adopt(self, transcript: str | None) -> AdoptedLLM | None:
+        """The turn ended: the model to answer it with (a preemptive reply
+        started on these words), or None: the turn asks its own."""
+        return self._preemption.adopt(transcript) if self._preemption else None
+
+    def still_paused(self, pause: int | None) -> None:
+        """The listener's pause now: a preemptive reply from another is dropped."""
+        if self._preemption is not None:
+            self._preemption.still_paused(pause)
+
     async def aclose(self) -> None:
+        if self._preemption is not None:
+            await self._preemption.aclose()
         self._closed = True
         task, self._task = self._task, None
         if task is not None:
@@ -119,5 +136,9 @@ class InterimTranscripts:
             return
         conversation = self._conversation
         shown = f"{conversation.carried_text} {text}".strip()
+        # Words that read as unfinished ("…an appointment for") say the person
+        # is going on: a reply to them now would be paid for and thrown away.
+        if covers_turn and self._preemption and not self._listener.waiting_on_unfinished:
+            self._preemption.start(pause, text, shown)
         self._send(protocol.transcription(shown, conversation.next_turn_id, is_final=False))
         self._on_heard()

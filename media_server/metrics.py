@@ -46,6 +46,18 @@ class Metrics:
         self.sessions_ended = Counter(
             "voice_agent_sessions_ended", "Sessions ended, by reason", ["reason"], registry=r
         )
+        self.calls = Counter(
+            "voice_agent_calls",
+            "Calls answered, by transport (webrtc, twilio, pcm_ws)",
+            ["transport"],
+            registry=r,
+        )
+        self.calls_refused = Counter(
+            "voice_agent_calls_refused",
+            "Phone streams and webhooks refused, by transport and reason",
+            ["transport", "reason"],
+            registry=r,
+        )
         self.offers_rejected = Counter(
             "voice_agent_offers_rejected", "Offers refused, by HTTP status", ["status"], registry=r
         )
@@ -80,6 +92,24 @@ class Metrics:
             "voice_agent_speculative_stt_per_turn",
             "Speculative transcriptions a turn took (turns that took any)",
             buckets=(1, 2, 3, 5, 10, 20),
+            registry=r,
+        )
+        self.preemptive = Counter(
+            "voice_agent_preemptive_replies",
+            "LLM replies started at a pause before the turn ended, by outcome "
+            "(started, adopted by the turn, discarded: the person went on)",
+            ["outcome"],
+            registry=r,
+        )
+        self.preemptive_wasted_tokens = Counter(
+            "voice_agent_preemptive_wasted_tokens",
+            "LLM tokens of preemptive replies that were discarded",
+            registry=r,
+        )
+        self.preemptive_wasted_per_turn = Histogram(
+            "voice_agent_preemptive_wasted_tokens_per_reply",
+            "LLM tokens each discarded preemptive reply had received",
+            buckets=(0, 1, 5, 10, 25, 50, 100, 250, 500),
             registry=r,
         )
         self.outbound_late = Counter(

@@ -16,9 +16,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from media_server import protocol
+from media_server.agents import Agent
 from media_server.deadlines import first_item, remaining_items
 from media_server.providers.base import LanguageModel
 from media_server.text import SentenceChunker
+from media_server.tools.registry import Toolbox
 from media_server.tools.rounds import FILLER, GAVE_UP, MAX_ROUNDS, CallRecord, run_round
 from media_server.types import ChatMessage, ProviderError, ReplyOptions, ToolCall
 
@@ -26,6 +28,23 @@ if TYPE_CHECKING:
     from media_server.turn import TurnContext
 
 PARTIAL_UPDATE_S = 0.05  # the page's growing reply: ~20 updates a second at most
+
+
+def turn_request(agent: Agent, tools: Toolbox | None) -> tuple[str, ReplyOptions]:
+    """The system prompt and options of a turn's first request (a preemptive
+    reply must ask for exactly these to be adopted)."""
+    specs = tools.specs() if tools is not None else ()
+    options = ReplyOptions(
+        temperature=agent.temperature,
+        max_tokens=agent.max_tokens,
+        persona=agent.persona,
+        tools=specs,
+    )
+    prompt = agent.prompt
+    if specs:
+        # A model that books needs to know what "Tuesday" means today.
+        prompt += f"\n\nToday is {dt.date.today():%A %Y-%m-%d}."
+    return prompt, options
 
 
 class ReplyWriter:
@@ -47,19 +66,8 @@ class ReplyWriter:
         """Streams the reply text (llm_response events, TTS chunks), running
         the tools the model calls in between, up to MAX_ROUNDS rounds."""
         ctx = self.ctx
-        agent = ctx.agent
-        tools = ctx.tools.specs() if ctx.tools is not None else ()
-        options = ReplyOptions(
-            temperature=agent.temperature,
-            max_tokens=agent.max_tokens,
-            persona=agent.persona,
-            tools=tools,
-        )
+        prompt, options = turn_request(ctx.agent, ctx.tools)
         chunker = SentenceChunker()
-        # A model that books needs to know what "Tuesday" means today.
-        prompt = agent.prompt
-        if tools:
-            prompt += f"\n\nToday is {dt.date.today():%A %Y-%m-%d}."
         for _ in range(MAX_ROUNDS):
             messages = [*ctx.history.messages(prompt), *self.tool_messages]
             text_before = len(self.text)

@@ -1,10 +1,10 @@
-"""VoiceSession: one browser conversation, from the offer to the last byte.
+"""VoiceSession: one conversation, from the first byte to the last.
 
-It owns the peer connection (rtc/peer.py), the ``events`` channel
-(events.py), the inbound audio, the listener (listening/), the agent's
-outbound track, the conversation (conversation.py) and the watchdog, and it
-holds THE status of the conversation, set in ``_refresh_status`` alone.
-``close(reason)`` releases all of it and is safe to call any number of times.
+It owns the call's transport (``transport.py``: a browser's WebRTC peer by
+default, or a phone line), the listener (listening/), the conversation
+(conversation.py) and the watchdog, and it holds THE status of the
+conversation, set in ``_refresh_status`` alone. ``close(reason)`` releases
+all of it and is safe to call any number of times.
 """
 
 from __future__ import annotations
@@ -14,18 +14,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
-from typing import Any
 
 from media_server import faults, protocol
 from media_server.agents import Agent
-from media_server.audio.inbound import InboundAudio
-from media_server.audio.outbound import AgentAudioTrack
 from media_server.config import Settings
 from media_server.conversation import Conversation
 from media_server.deadlines import StageDeadlines
-from media_server.events import EventChannel
-from media_server.ice_servers import IceServers
 from media_server.interim import InterimTranscripts
 from media_server.listening.end_of_turn import EndOfTurn
 from media_server.listening.listener import (
@@ -43,18 +37,18 @@ from media_server.listening.vad import SessionVad, SileroPool
 from media_server.liveness import Limits, Liveness
 from media_server.log_context import SESSION_ID
 from media_server.metrics import Metrics
+from media_server.preemptive import Preemption
 from media_server.providers.base import Providers, SpeechToTextStream
-from media_server.rtc.ice import rtc_configuration
-from media_server.rtc.peer import PeerConnection
+from media_server.rtc.call import WebRtcTransport
 from media_server.text import ConversationHistory
 from media_server.tools.acting import SessionActing
+from media_server.transport import CallHooks, CallTransport
 from media_server.turn import TurnContext
-from media_server.types import ProviderError, Stage
+from media_server.types import Stage
 
 log = logging.getLogger(__name__)
 
 WATCHDOG_INTERVAL_S = 0.5
-INBOUND_CLOSE_TIMEOUT_S = 2.0
 
 
 class VoiceSession:
@@ -68,8 +62,10 @@ class VoiceSession:
         metrics: Metrics,
         on_closed: Callable[[VoiceSession], None] = lambda s: None,
         vad_pool: SileroPool | None = None,
+        transport: CallTransport | None = None,
         acting: SessionActing | None = None,
     ) -> None:
+        """``transport``: the line the call runs on; a WebRTC peer if None."""
         self.session_id = session_id
         SESSION_ID.set(session_id)  # this task's and every task started from it
         self.agent = agent
@@ -79,18 +75,14 @@ class VoiceSession:
         self.acting = acting  # its tools and its conversation record, if the agent acts
         label = f"session {session_id}"
 
-        # The same servers the page got from /api/ice-servers (fresh TURN
-        # credentials of its own), so a server behind NAT is reachable too.
-        ice = IceServers(settings)
-        self.peer = PeerConnection(
-            rtc_configuration(ice.for_call(), ice.transport_policy),
-            on_track=self._on_track,
-            on_datachannel=self._on_datachannel,
-            on_state=self._on_connection_state,
-            label=label,
-        )
-        self.events = EventChannel(label)
-        self.speaker = AgentAudioTrack(on_late=metrics.outbound_late.inc)
+        if transport is None:
+            rtc = WebRtcTransport(settings, label=label, on_late=metrics.outbound_late.inc)
+            rtc.bind_page(self._on_events_open, self._on_message)
+            transport = rtc
+        self.transport = transport
+        self.events = transport.events
+        self.speaker = transport.speaker
+        transport.bind(CallHooks(self._on_pcm, self._on_connected, self.close_soon))
         # Its Silero model is leased in accept(), off the loop (~100 ms to load).
         self.vad = SessionVad(
             settings.vad_provider,
@@ -104,9 +96,11 @@ class VoiceSession:
             barge_in_min_ms=settings.barge_in_min_ms,
             barge_in_confirm_ms=settings.barge_in_confirm_ms,
             end_of_turn=EndOfTurn.from_settings(settings),
+            transcribe_pauses=settings.preemptive_reply == "on",
             open_stream=self._open_stt_stream,
         )
         self.history = ConversationHistory(settings.history_max_messages)
+        self.faults = faults.CallFaults(settings.provider_error_limit, metrics, self.events.send)
         self.conversation = Conversation(
             TurnContext(
                 agent=agent,
@@ -116,7 +110,7 @@ class VoiceSession:
                 deadlines=StageDeadlines.from_settings(settings),
                 send=self.events.send,
                 on_phase=self._refresh_status,
-                on_stage_result=self._on_stage_result,
+                on_stage_result=self.faults.stage_result,
                 observe=metrics.observe_stage,
                 on_fallback=self._on_fallback,
                 tools=acting.tools if acting is not None else None,
@@ -136,23 +130,37 @@ class VoiceSession:
             timeout_s=settings.stt_timeout_s,
             max_speculative=settings.turn_max_speculative,
             label=label,
+            preemption=Preemption.from_settings(
+                settings,
+                providers.llm,
+                self.history,
+                agent,
+                metrics,
+                label,
+                tools=acting.tools if acting is not None else None,
+            ),
         )
         self.liveness = Liveness(Limits.from_settings(settings), time.monotonic())
-        self.errors = faults.ErrorBudget(settings.provider_error_limit)
-        self._fallbacks_told: set[Stage] = set()
+        # Run after each turn, however it ended (a phone line's hang-up rule).
+        self.after_turn: list[Callable[[], None]] = []
         self.status: protocol.Status = "idle"
         self.end_reason: str | None = None
-        self._inbound: InboundAudio | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = asyncio.Event()
 
     async def accept(self, offer_sdp: str) -> str:
-        """Answer an offer; raises ``rtc.peer.OfferError`` for SDP aiortc refuses."""
-        answer = await self.peer.answer(offer_sdp, self.speaker)
+        """Answer a WebRTC offer; raises ``rtc.peer.OfferError`` for SDP aiortc refuses."""
+        if not isinstance(self.transport, WebRtcTransport):
+            raise TypeError("accept() answers WebRTC offers; a phone line starts with start()")
+        answer = await self.transport.answer(offer_sdp)
+        await self.start()
+        return answer
+
+    async def start(self) -> None:
+        """Ready to hear the caller: the VAD model leased, the watchdog on."""
         await asyncio.to_thread(self.vad.lease)
         self._watchdog = asyncio.create_task(self._watch(), name=f"session-{self.session_id}-watch")
-        return answer
 
     def _refresh_status(self) -> None:
         """The one place the status changes: the running turn's phase, else whether the
@@ -169,38 +177,18 @@ class VoiceSession:
             self.status = status
             self.events.send(protocol.status_update(status))
 
-    # ---- peer connection callbacks --------------------------------------
+    # ---- transport callbacks ---------------------------------------------
 
-    def _on_track(self, track: Any) -> None:
-        if track.kind != "audio" or self._inbound is not None or self._closing:
-            return
-        self._inbound = InboundAudio(track, self._on_pcm)
-        self._inbound.start()
-
-    def _on_datachannel(self, channel: Any) -> None:
-        if channel.label != "events" or self.events.attached:
-            return
-        self.events.attach(channel)
-        channel.on("message", self._on_message)
-        channel.on("close", lambda: self._close_soon("peer_closed"))
+    def _on_events_open(self) -> None:
         self.events.send(
             protocol.connection_established(
-                self.session_id, self.agent.name, self.agent.id, asdict(self.providers.names)
+                self.session_id, self.agent.name, self.agent.id, self.providers.names.by_stage()
             )
         )
         self.events.send(protocol.status_update(self.status))
 
-    def _on_connection_state(self, state: str) -> None:
-        log.info(
-            "session %s: connection %s",
-            self.session_id,
-            state,
-            extra={"session_id": self.session_id, "fields": {"connection": state}},
-        )
-        if state == "connected":
-            self.liveness.connected = True
-        elif state in ("failed", "closed"):
-            self._close_soon(f"peer_{state}")
+    def _on_connected(self) -> None:
+        self.liveness.connected = True
 
     # ---- the person's audio -> the listener's decisions -----------------
 
@@ -220,6 +208,7 @@ class VoiceSession:
                     utterance=decision.utterance,
                     stt_stream=decision.stt_stream,
                     transcript=decision.transcript,
+                    llm=self.interim.adopt(decision.transcript),
                 )
             elif isinstance(decision, Hold):
                 # Talking on before the agent said a word is the same turn;
@@ -236,6 +225,7 @@ class VoiceSession:
                 conversation.resume_carried()  # what followed was no turn
                 if decision.reason == "over_agent":
                     self.liveness.activity(now)
+        self.interim.still_paused(self.listener.current_pause)
         self._refresh_status()
 
     def _open_stt_stream(self) -> SpeechToTextStream | None:
@@ -246,35 +236,17 @@ class VoiceSession:
 
     # ---- faults ----------------------------------------------------------
 
-    def _on_stage_result(self, stage: Stage, err: ProviderError | None) -> None:
-        if err is not None:
-            self.metrics.errors.labels(stage=stage, kind=err.kind).inc()
-        self.errors.record(stage, err)
-
     def _on_fallback(self, stage: Stage, from_engine: str, to_engine: str) -> None:
-        self.metrics.fallbacks.labels(stage=stage, **{"from": from_engine, "to": to_engine}).inc()
-        if stage in self._fallbacks_told:
-            return  # one notice a stage per call is enough
-        self._fallbacks_told.add(stage)
-        message = faults.fallback_message(stage)
-        names = asdict(self.providers.names)
-        self.events.send(protocol.provider_fallback(stage, from_engine, to_engine, message, names))
+        self.faults.fallback(stage, from_engine, to_engine, self.providers.names.by_stage())
 
     def _on_turn_done(self) -> None:
         self.liveness.activity(time.monotonic())
         self._refresh_status()
-        err = self.errors.exhausted
-        if err is None or self._closing:
-            return
-        log.warning(
-            "session %s: ending, %s provider unavailable (%s, %d in a row)",
-            self.session_id,
-            err.stage,
-            err.kind,
-            self.errors.failures(err.stage),
-        )
-        self.events.send(faults.session_ended_event(err))
-        self._close_soon("provider_unavailable")
+        for hook in self.after_turn:
+            if not self._closing:
+                hook()
+        if not self._closing and self.faults.end_if_exhausted(f"session {self.session_id}"):
+            self.close_soon("provider_unavailable")
 
     # ---- data channel in -------------------------------------------------
 
@@ -290,14 +262,20 @@ class VoiceSession:
             self.liveness.heard_from_page(now, ping=True)
             self.events.send(protocol.pong())
         elif message.type == "text_input":
-            self.liveness.activity(now)
-            self.conversation.start(text=message.text)
-            self._refresh_status()
+            self.text_in(message.text)
         elif message.type == "interrupt":
             if self.conversation.interrupt("client"):
                 self._refresh_status()
         elif message.type == "end_session":
-            self._close_soon("client_ended")
+            self.close_soon("client_ended")
+
+    def text_in(self, text: str) -> None:
+        """A turn from text: typed on the page, or keys pressed on a phone."""
+        if self._closing:
+            return
+        self.liveness.activity(time.monotonic())
+        self.conversation.start(text=text)
+        self._refresh_status()
 
     # ---- deadlines and teardown ------------------------------------------
 
@@ -306,9 +284,9 @@ class VoiceSession:
             await asyncio.sleep(WATCHDOG_INTERVAL_S)
             reason = self.liveness.expired(time.monotonic(), busy=self.conversation.busy)
             if reason is not None:
-                self._close_soon(reason)
+                self.close_soon(reason)
 
-    def _close_soon(self, reason: str) -> None:
+    def close_soon(self, reason: str) -> None:
         if not self._closing:
             asyncio.get_running_loop().create_task(self.close(reason))
 
@@ -317,12 +295,8 @@ class VoiceSession:
             await self._closed.wait()
             return
         self._closing = True
-        log.info(
-            "session %s: closing (%s)",
-            self.session_id,
-            reason,
-            extra={"session_id": self.session_id, "fields": {"reason": reason}},
-        )
+        fields = {"session_id": self.session_id, "fields": {"reason": reason}}
+        log.info("session %s: closing (%s)", self.session_id, reason, extra=fields)
         try:
             # Stop the turn first so nothing of it follows session_end.
             self.conversation.interrupt("session_end")
@@ -336,13 +310,9 @@ class VoiceSession:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            if self._inbound is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._inbound.close(), INBOUND_CLOSE_TIMEOUT_S)
-            self.speaker.stop()
             if self.acting is not None:
                 await self.acting.record.close(reason)
-            await self.peer.close()
+            await self.transport.close()
             self.vad.give_back()
         finally:
             self._closed.set()

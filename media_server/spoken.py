@@ -14,18 +14,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
-from media_server.audio.outbound import AgentAudioTrack
 from media_server.audio.speaker_feed import SpeakerFeed
 from media_server.deadlines import Fallback, StageDeadlines, first_item, remaining_items
 from media_server.providers.base import TextToSpeech
 from media_server.text import heard_prefix
+from media_server.transport import Speaker
 from media_server.types import AudioChunk, ProviderError
 
 
 class SpokenReply:
-    def __init__(
-        self, speaker: AgentAudioTrack, *, on_first_audio: Callable[[float], None]
-    ) -> None:
+    def __init__(self, speaker: Speaker, *, on_first_audio: Callable[[float], None]) -> None:
         """``on_first_audio(at)``: the reply's first audio frame left the
         speaker at clock time ``at``."""
         self._speaker = speaker
@@ -82,6 +80,7 @@ class SpokenReply:
         if samples == 0:
             raise ProviderError("tts", "bad_output", "tts: no decodable audio")
         self._pieces.append((piece, samples))
+        self._speaker.end_of_piece()
 
     async def play(self, pcm: bytes) -> int:
         """Queue 48 kHz mono PCM on the speaker; the samples queued."""

@@ -21,6 +21,15 @@ _SPACE_RE = re.compile(r"\s+")
 # A sentence ends at . ! ? (or their CJK forms) followed by space; a clause at , ; :
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?。！？])[\"')\]]*\s+")
 _CLAUSE_END_RE = re.compile(r"(?<=[,;:])\s+")
+# Openers that are a whole clause by themselves ("Sure," "Of course,"): said
+# alone they sound as they would in the sentence, and the first audio need
+# not wait for the words after them. Greetings are not here: "Hi, John."
+# split after "Hi," sounds like two sentences.
+_OPENERS = frozenset(
+    """sure okay ok of-course certainly absolutely yes yeah yep no well right alright
+    all-right great perfect got-it sorry no-problem understood thanks thank-you i-see
+    good-question let-me-see hmm""".split()
+)
 
 
 def speakable(text: str) -> str:
@@ -34,8 +43,9 @@ def speakable(text: str) -> str:
 class SentenceChunker:
     """Cuts a streamed reply into pieces worth sending to TTS.
 
-    The first piece may end at a clause boundary once it has a few words, so
-    the first audio does not wait for a long opening sentence; later pieces
+    The first piece may end at a clause boundary once it has a few words, or
+    at the comma after an opener ("Sure," "Of course,"), so the first audio
+    does not wait for a long opening sentence; later pieces
     end at sentence boundaries, which sound more natural. A piece that grows
     past ``max_chars`` without a boundary is cut at the last space.
     """
@@ -74,13 +84,24 @@ class SentenceChunker:
         if match:
             return match.end()
         if self._emitted == 0:
+            # "Sure," as the stream's last token: the space that would show the
+            # clause over comes with the next token, 20 ms or more later.
+            head = self._buffer.rstrip()
+            if head.endswith(",") and _is_opener(head.split()):
+                return len(self._buffer)
             for clause in _CLAUSE_END_RE.finditer(self._buffer):
-                if len(self._buffer[: clause.start()].split()) >= self._first_min_words:
+                words = self._buffer[: clause.start()].split()
+                if len(words) >= self._first_min_words or _is_opener(words):
                     return clause.end()
         if len(self._buffer) > self._max_chars:
             space = self._buffer.rfind(" ", 0, self._max_chars)
             return space + 1 if space > 0 else self._max_chars
         return None
+
+
+def _is_opener(words: list[str]) -> bool:
+    key = "-".join(w.strip(",;:").lower() for w in words)
+    return key in _OPENERS
 
 
 class ConversationHistory:
@@ -113,7 +134,17 @@ class ConversationHistory:
             self._messages.append(ChatMessage("assistant", text.strip()))
 
     def messages(self, system_prompt: str) -> list[ChatMessage]:
-        history = list(self._messages)
+        return self._with_system(system_prompt, list(self._messages))
+
+    def messages_with_user(self, system_prompt: str, text: str) -> list[ChatMessage]:
+        """What ``messages()`` will be once ``add_user(text)`` (the history
+        itself unchanged): the request a preemptive reply makes."""
+        history = deque(self._messages, maxlen=self._messages.maxlen)
+        history.append(ChatMessage("user", text))
+        return self._with_system(system_prompt, list(history))
+
+    @staticmethod
+    def _with_system(system_prompt: str, history: list[ChatMessage]) -> list[ChatMessage]:
         # A conversation sent to a model should open with the person speaking.
         while history and history[0].role != "user":
             history.pop(0)

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 from media_server import faults, protocol
 from media_server.agents import Agent
-from media_server.audio.outbound import AgentAudioTrack
 from media_server.audio.speaker_feed import SPEAKER_RATE
 from media_server.deadlines import Fallback, StageDeadlines
 from media_server.providers.base import Providers, SpeechToTextStream
@@ -29,6 +28,7 @@ from media_server.text import ConversationHistory
 from media_server.tools.registry import Toolbox
 from media_server.tools.rounds import CallRecord
 from media_server.transcription import utterance_text
+from media_server.transport import Speaker
 from media_server.types import ProviderError, Stage, Utterance
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class TurnContext:
 
     agent: Agent
     providers: Providers
-    speaker: AgentAudioTrack
+    speaker: Speaker
     history: ConversationHistory
     deadlines: StageDeadlines
     send: Callable[[str], None]
@@ -295,7 +295,7 @@ class Turn:
         self.ctx.send(protocol.turn_metrics(self.turn_id, interrupted=interrupted, **self.metrics))
 
 
-async def wait_played(speaker: AgentAudioTrack) -> None:
+async def wait_played(speaker: Speaker) -> None:
     """Until the speaker has played everything queued (bounded by its length)."""
     speaker.end_of_reply()
     target = speaker.played_samples + speaker.queued_samples

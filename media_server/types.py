@@ -146,3 +146,7 @@ class ProviderNames:
     stt: str
     llm: str
     tts: str
+
+    def by_stage(self) -> dict[str, str]:
+        """As the page's events carry them."""
+        return {"stt": self.stt, "llm": self.llm, "tts": self.tts}

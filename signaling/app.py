@@ -12,6 +12,7 @@ import contextlib
 import hmac
 import ipaddress
 import logging
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,9 @@ from signaling.state import (
     VAD_POOL_KEY,
     json_error,
 )
+from signaling.telephony import PHONE_TOKENS_KEY, pcm_stream, twilio_stream
 from signaling.tokens import TokenVerifier
+from signaling.twilio_webhook import PHONE_SECRET_KEY, twilio_voice
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +271,12 @@ def create_app(
         else None
     )
     app[ICE_SERVERS_KEY] = IceServers(settings)
+    # Stream tokens minted by the Twilio webhook: every worker must check
+    # them with the same secret, so a configured one (a random one is right
+    # for a single process only).
+    phone_secret = settings.auth_secret or settings.twilio_auth_token or secrets.token_hex(32)
+    app[PHONE_SECRET_KEY] = phone_secret
+    app[PHONE_TOKENS_KEY] = TokenVerifier(phone_secret, settings.token_ttl_s)
     if providers is not None:
         app[PROVIDERS_KEY] = providers
     app.router.add_get("/", index)
@@ -276,6 +285,9 @@ def create_app(
     app.router.add_route("OPTIONS", "/api/ice-servers", offer_preflight)
     app.router.add_post("/api/offer", offer)
     app.router.add_route("OPTIONS", "/api/offer", offer_preflight)
+    app.router.add_post("/telephony/twilio/voice", twilio_voice)
+    app.router.add_get("/telephony/twilio/stream", twilio_stream)
+    app.router.add_get("/telephony/pcm", pcm_stream)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_static("/static", STATIC_DIR, name="static")

@@ -228,6 +228,7 @@ async def _answer_offer(request: web.Request) -> web.Response:
         await session.close("error")
         raise
     m.sessions_total.inc()
+    m.calls.labels(transport="webrtc").inc()
     answer = {"sdp": answer_sdp, "type": "answer", "session_id": session_id}
     if acting is not None:
         answer["record_key"] = acting.record_key  # the page's key to its transcript

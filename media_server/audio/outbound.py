@@ -236,6 +236,10 @@ class AgentAudioTrack(MediaStreamTrack):
             self._queue.append((frame, real))
             self._queued_samples += real
 
+    def end_of_piece(self) -> None:
+        """A piece of the reply (a sentence) is all queued: nothing to do
+        here, the browser confirms nothing (a phone line marks it)."""
+
     def end_of_reply(self) -> None:
         """The reply is complete: queue its last partial frame."""
         self.flush_pending()

@@ -130,10 +130,13 @@ class Listener:
         end_of_turn: EndOfTurn | None = None,
         open_stream: Callable[[], SpeechToTextStream | None] = lambda: None,
         is_speech: Callable[[bytes], bool] | None = None,
+        transcribe_pauses: bool = False,
     ) -> None:
         """``config.silence_ms`` is replaced by the end-of-turn policy's longest
         wait. ``open_stream`` starts a streaming decode of one turn (None: the
-        engine does not stream, or all its decoders are busy)."""
+        engine does not stream, or all its decoders are busy).
+        ``transcribe_pauses``: report pauses (``PauseHeard``) whatever the
+        policy, for a preemptive reply (preemptive.py) to start on."""
         self.end_of_turn = end_of_turn or EndOfTurn(detector="silence")
         eot = self.end_of_turn
         # A pause is reported early (PAUSE_REPORT_MS after the last sound), so
@@ -154,6 +157,7 @@ class Listener:
         self._stream: SpeechToTextStream | None = None
         self._stream_refused = False
         self._closed = False
+        self._transcribe_pauses = transcribe_pauses
         self._pause = 0  # bumped at each pause and each resumption
         self._in_pause = False
         self._heard: _Heard | None = None
@@ -167,6 +171,11 @@ class Listener:
         """In a pause after words that do not end a sentence: still listening."""
         reading = self._reading() if self._in_pause else None
         return reading is not None and reading.verdict == "incomplete"
+
+    @property
+    def current_pause(self) -> int | None:
+        """The pause the person is in (as ``PauseHeard.pause``), None if none."""
+        return self._pause if self._in_pause else None
 
     def interim_transcript(self, pause: int, text: str, *, covers_turn: bool) -> bool:
         """The transcript of the turn up to ``pause`` (from ``PauseHeard``).
@@ -239,7 +248,7 @@ class Listener:
             # (a knock or a click that the VAD let through never reaches STT).
             if (
                 not agent_has_floor
-                and self.end_of_turn.reads_words
+                and (self.end_of_turn.reads_words or self._transcribe_pauses)
                 and self._segmenter.speech_ms >= self._min_speech_ms
             ):
                 pcm = self._segmenter.turn_pcm()

@@ -40,15 +40,26 @@ def resolve_names(settings: Settings) -> tuple[tuple[str, ...], ...]:
 
 
 def _build_stt(name: str, s: Settings) -> SpeechToText:
-    if name == "openai":
+    if name in ("openai", "openai-realtime"):
         from media_server.providers.openai_stt import OpenAISTT
 
-        return OpenAISTT(
+        batch = OpenAISTT(
             api_key=s.openai_api_key,
             base_url=s.openai_base_url or None,
             model=s.openai_stt_model,
             language=s.stt_language or None,
             min_duration_s=s.vad_min_speech_ms / 1000,
+        )
+        if name == "openai":
+            return batch
+        from media_server.providers.openai_realtime_stt import OpenAIRealtimeSTT
+
+        return OpenAIRealtimeSTT(
+            api_key=s.openai_api_key,
+            base_url=s.openai_base_url or None,
+            model=s.openai_realtime_stt_model,
+            batch=batch,
+            language=s.stt_language or None,
         )
     from media_server.providers.pocketsphinx_stt import PocketsphinxSTT
 

@@ -33,6 +33,10 @@ class STTCapabilities:
     """What a speech-to-text engine can do beyond ``transcribe()``."""
 
     streaming: bool  # open_stream() decodes while the person speaks
+    # A stream's interim() at a pause is the final transcript of the audio so
+    # far (a cloud engine transcribing what was committed), not a rough
+    # partial decode: it may stand for the turn's words and start a reply.
+    final_interims: bool = False
 
 
 @dataclass(frozen=True, slots=True)

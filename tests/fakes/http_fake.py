@@ -24,6 +24,8 @@ Misbehaviour knobs (common to every fake):
 ``hold_after_chunks`` send N chunks, then wait for ``release()``
 ``reset_after_chunks`` send N chunks, then reset the TCP connection (RST)
 ``truncate``          send ~60% of the body (cut mid-frame), end cleanly
+``path_delays``       {path suffix: seconds}: first_byte_delay_s per route
+                      (one fake, STT/LLM/TTS at their own latencies)
 ``content_type``      override the Content-Type of a 200 answer
 ``body``              override the bytes of a 200 answer
 ``empty_body``        a 200 answer with zero bytes
@@ -50,6 +52,7 @@ from aiohttp import web
 class Knobs:
     api_key: str | None = None
     first_byte_delay_s: float = 0.0
+    path_delays: dict[str, float] = field(default_factory=dict)
     chunk_delay_s: float = 0.0
     chunk_size: int = 2048
     fail_status: int | None = None
@@ -98,6 +101,7 @@ class RecordedRequest:
     finished: bool = False  # the whole body was written
     disconnected: bool = False  # the client left (or the server closed) before the end
     started_at: float = field(default_factory=time.monotonic)
+    first_byte_at: float | None = None  # the 200 answer's status line went out
     peer: tuple[str, int] | None = None  # the client's address: same port, same connection
 
 
@@ -222,8 +226,12 @@ class FakeServer:
         try:
             await self._parse_body(request, rec)
             k = self.knobs
-            if k.first_byte_delay_s:
-                await asyncio.sleep(k.first_byte_delay_s - (time.monotonic() - rec.started_at))
+            delay = next(
+                (d for suffix, d in k.path_delays.items() if rec.path.endswith(suffix)),
+                k.first_byte_delay_s,
+            )
+            if delay:
+                await asyncio.sleep(delay - (time.monotonic() - rec.started_at))
             if k.hang:
                 await self._wait_closing()
                 raise web.HTTPServiceUnavailable()
@@ -333,6 +341,7 @@ class FakeServer:
         else:
             resp.content_length = sum(len(p) for p in pieces)
         await resp.prepare(request)
+        rec.first_byte_at = time.monotonic()
         for i, piece in enumerate(pieces):
             if k.hold_after_chunks is not None and i == k.hold_after_chunks:
                 await self._hold(rec)

@@ -19,6 +19,8 @@ Routes (wire formats as the real API):
 - ``POST /v1/audio/speech``: chunked ``mp3`` (real MP3 bytes, 24 kHz) or
   ``pcm`` (s16le mono 24 kHz) or ``wav``.
 - ``GET /v1/models``.
+- ``GET /v1/realtime``: realtime transcription over a WebSocket
+  (``server.realtime``, openai_realtime_fake.py).
 
 Errors use OpenAI's body ``{"error": {"message", "type", "param", "code"}}``.
 
@@ -68,6 +70,7 @@ from aiohttp import web
 
 from .http_fake import REC, FakeServer, Knobs, RecordedRequest
 from .mp3_fixture import mp3_bytes, tone_pcm
+from .openai_realtime_fake import RealtimeTranscription
 
 DEFAULT_REPLY = "Hello! Thanks for calling. How can I help you today?"
 _ERROR_TYPES = {
@@ -113,7 +116,11 @@ class OpenAIFake(FakeServer):
     def base_url(self) -> str:
         return f"{self.origin}/v1"
 
+    realtime: RealtimeTranscription
+
     def add_routes(self, app: web.Application) -> None:
+        self.realtime = RealtimeTranscription()
+        app.router.add_get("/v1/realtime", self.realtime.handle)
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/audio/speech", self._speech)

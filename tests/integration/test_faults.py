@@ -24,7 +24,7 @@ from tests.fakes.openai_fake import OpenAIFake, start_openai_fake
 from tests.voice_client import VoiceClient
 
 KEY = "sk-test-faults-0123456789abcdef"
-REPLY = "Sure, I can help with that."
+REPLY = "Happy to help with that."  # one TTS piece ("Sure," would be one of its own)
 SPOKEN = "Book a room."
 # Short deadlines so a hang costs ~2 s (first try, one retry), not 30. No
 # speculative transcription at pauses: these count the turn's own requests

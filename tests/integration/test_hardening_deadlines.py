@@ -66,7 +66,7 @@ async def test_connect_deadline_frees_a_peer_that_never_connects(
         if answer_checks:
             # The server really did start ICE and got its one answer.
             await asyncio.wait_for(peer.answered.wait(), 5)
-            assert session.peer.pc.iceConnectionState == "checking"
+            assert session.transport.peer.pc.iceConnectionState == "checking"
         took = await wait_until(lambda: server.session_count == 0, timeout=6)
         assert session.end_reason == "connect_timeout"
         assert ended(server, "connect_timeout") == 1

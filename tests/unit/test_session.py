@@ -125,7 +125,7 @@ async def calls() -> AsyncIterator[Callable[..., Call]]:
             metrics=metrics,
         )
         channel = FakeChannel()
-        session._on_datachannel(channel)
+        session.transport._on_datachannel(channel)
         playback = Playback(session.speaker, only_audio=False).start()
         call = Call(session, channel, metrics, now=time.monotonic())
         opened.append((call, playback))
@@ -157,7 +157,7 @@ async def test_the_page_hears_who_it_talks_to_and_the_status(calls) -> None:
     assert status == {"type": "status_update", "status": "idle"}
     # Another channel, or the same label again, is not the page's events channel.
     for other in (FakeChannel("chat"), FakeChannel()):
-        call.session._on_datachannel(other)
+        call.session.transport._on_datachannel(other)
         assert other.sent.raw == [] and other.handlers == {}
     await call.session.close()
 
@@ -387,7 +387,8 @@ async def test_a_voice_key_rejected_mid_call_hands_over_and_the_call_goes_on(cal
     backup = FakeTTS(audio_ms=60, frequency=220.0)
     backup.name = "espeak"
     tts = EngineChain("tts", [eleven, backup])
-    call = calls(fake_providers(llm=FakeLLM(SHORT_REPLY), tts=tts))
+    # One piece a turn (an opener like "Sure," would be a piece of its own).
+    call = calls(fake_providers(llm=FakeLLM("Go ahead, please."), tts=tts))
     for turn_id in range(1, 5):
         call.text(f"Question {turn_id}?")
         await call.sent.wait_for("turn_metrics", turn_id=turn_id)
@@ -441,7 +442,7 @@ async def test_end_session_ends_it_once_and_frees_everything(calls) -> None:
     assert call.sent.names()[-1] == "session_end"  # nothing of the cut turn follows
     assert not session.conversation.busy
     assert session.speaker.readyState == "ended"
-    assert session.peer.pc.connectionState == "closed"
+    assert session.transport.peer.pc.connectionState == "closed"
     # No task of the session is left: its turn, its close, the speaker's reader.
     await wait_until(lambda: others() <= before, timeout=1.0)
 

@@ -27,6 +27,20 @@ def test_short_opening_clause_waits_for_more_words():
     assert pieces == ["Hi, there."] and rest == ["How are you?"]
 
 
+def test_an_opener_is_a_first_piece_by_itself():
+    pieces, rest = chunk_all(["Sure", ",", " I", " can", " help", " you", " with", " that."])
+    assert pieces == ["Sure,"] and rest == ["I can help you with that."]
+    # Out as soon as its comma is, not when the next token shows the clause over.
+    chunker = SentenceChunker()
+    assert chunker.feed("Of") == [] and chunker.feed(" course,") == ["Of course,"]
+    assert chunker.feed("1,000") == []  # later pieces end at sentences only
+    pieces, _ = chunk_all(["Of ", "course, ", "let ", "me ", "check. "])
+    assert pieces == ["Of course,", "let me check."]
+    # Only the first piece: later openers stay inside their sentences.
+    pieces, _ = chunk_all(["Sure, ", "okay. ", "Well, ", "no. "])
+    assert pieces == ["Sure,", "okay.", "Well, no."]
+
+
 def test_markdown_and_emoji_are_not_spoken():
     assert speakable("**Great** news 🎉! See [our plans](http://x) or `code`.") == (
         "Great news ! See our plans or code."

@@ -25,7 +25,7 @@ from tests.fakes.pipeline import Playback, Sent, play_frames, turn_context, wait
 AGENT = BUILTIN_AGENTS["receptionist"]
 DEADLINES = StageDeadlines(stt_s=1.0, llm_s=1.0, tts_s=1.0)
 UTTERANCE = Utterance(speech_like(0.5))
-REPLY = "Sure, I can help with that. What day suits you best? We open at nine."
+REPLY = "Happy to help with that. What day suits you best? We open at nine."
 
 
 @dataclass
@@ -106,7 +106,7 @@ async def test_text_turn_sends_its_events_in_order_and_keeps_the_reply() -> None
     assert sorted(r.stage_results) == [("llm", None), ("tts", None)]
     # Every sentence was spoken, in order, and all of its audio was played.
     assert r.tts.texts == [
-        "Sure, I can help with that.",
+        "Happy to help with that.",
         "What day suits you best?",
         "We open at nine.",
     ]
@@ -233,7 +233,7 @@ async def test_tts_failure_before_any_audio_is_retried() -> None:
     result = await r.run(r.turn(text="Hello?"))
 
     assert result.outcome == "completed"
-    assert tts.texts[:2] == ["Sure, I can help with that."] * 2  # the same piece, again
+    assert tts.texts[:2] == ["Happy to help with that."] * 2  # the same piece, again
     assert [c.outcome for c in tts.calls[:2]] == ["failed", "done"]
     assert r.sent.of("error") == []
     assert ("tts", None) in r.stage_results and all(e is None for _, e in r.stage_results)
@@ -247,13 +247,13 @@ async def test_tts_failure_after_audio_was_heard_is_not_retried() -> None:
     result = await r.run(r.turn(text="Hello?"))
 
     assert result.outcome == "error" and result.error is err
-    assert tts.texts == ["Sure, I can help with that.", "What day suits you best?"]
+    assert tts.texts == ["Happy to help with that.", "What day suits you best?"]
     [error] = r.sent.of("error")
     assert error["code"] == "tts_unavailable" and error["stage"] == "tts"
     assert error["message"] == faults.user_message(err)
     assert ("tts", err) in r.stage_results
     # The history keeps what was heard, not the reply the model wrote.
-    assert r.history == [("user", "Hello?"), ("assistant", "Sure, I can help with that.")]
+    assert r.history == [("user", "Hello?"), ("assistant", "Happy to help with that.")]
     assert r.ctx.speaker.queued_samples == 0  # nothing more is played
 
 
@@ -276,7 +276,7 @@ async def test_cancelled_turn_keeps_only_the_played_part_in_the_history() -> Non
     # share of the second that was played, not the reply the model wrote.
     [user, (role, heard)] = r.history
     assert user == ("user", "Tell me more") and role == "assistant"
-    assert heard.startswith("Sure, I can help with that. What")
+    assert heard.startswith("Happy to help with that. What")
     assert heard.endswith("…") and heard != REPLY
     assert turn.record_heard() == heard  # once: asking again adds nothing
     assert len(r.history) == 2

@@ -1,0 +1,60 @@
+"""What every carrier's stream says, once its wire format is read.
+
+A carrier module (twilio.py, pcm_ws.py) turns each WebSocket message into
+one of these (or raises ``LineError`` for a message it cannot use), and
+sends the agent's audio, marks and clears in its own format (``LineWire``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from media_server.telephony.speaker import LineWire
+
+
+class LineError(ValueError):
+    """A message the carrier's protocol does not allow; str() is safe to log."""
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    stream_id: str
+    call_id: str
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Audio:
+    pcm: bytes  # s16le mono at the carrier's rate
+
+
+@dataclass(frozen=True, slots=True)
+class Marked:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    pass
+
+
+LineEvent = Started | Audio | Marked | Dtmf | Stopped
+
+
+class Carrier(Protocol):
+    name: str  # the metrics label: "twilio", "pcm_ws"
+    rate: int  # both directions, Hz
+    encode: Callable[[bytes], bytes]  # s16le at ``rate`` -> the wire's audio bytes
+
+    def parse(self, message: str | bytes) -> LineEvent | None:
+        """One message; None for one that carries nothing for us ("connected")."""
+        ...
+
+    def wire(self, send_str: Callable, send_bytes: Callable, stream_id: str) -> LineWire: ...

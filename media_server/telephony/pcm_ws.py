@@ -1,0 +1,101 @@
+"""A generic phone-gateway WebSocket: L16 (s16le) 16 kHz mono audio.
+
+For a SIP gateway or carrier bridge of one's own (README "Phone calls"):
+audio both ways is binary messages of raw 16 kHz s16le PCM (20 ms = 640
+bytes is best; any even length is taken); control is JSON text:
+
+- in: ``{"event": "start", "call_id": "...", "parameters": {...}}`` first,
+  then ``{"event": "mark", "name": "..."}`` (a mark we sent was played),
+  ``{"event": "dtmf", "digit": "3"}``, ``{"event": "stop"}``.
+- out: ``{"event": "mark", "name": "..."}`` after each sentence and
+  ``{"event": "clear"}`` on barge-in (drop what you buffered).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+from media_server.telephony.line import Audio, Dtmf, LineError, LineEvent, Marked, Started, Stopped
+from media_server.telephony.twilio import DTMF_DIGITS
+
+RATE = 16000
+MAX_AUDIO_BYTES = 64 * 1024
+_MAX_NAME = 128
+
+
+def _identity(pcm: bytes) -> bytes:
+    return pcm
+
+
+def _parse(message: str | bytes) -> LineEvent | None:
+    if isinstance(message, bytes):
+        if len(message) % 2 or len(message) > MAX_AUDIO_BYTES:
+            raise LineError("audio must be whole 16-bit samples, at most 64 KiB a message")
+        return Audio(message)
+    try:
+        data = json.loads(message)
+    except (ValueError, RecursionError):
+        raise LineError("not JSON") from None
+    if not isinstance(data, dict):
+        raise LineError("not a JSON object")
+    event = data.get("event")
+    if event == "start":
+        call_id = data.get("call_id", "")
+        params = data.get("parameters", {})
+        if not isinstance(call_id, str) or len(call_id) > _MAX_NAME or not isinstance(params, dict):
+            raise LineError("'call_id' must be a string and 'parameters' an object")
+        parameters = {str(k)[:_MAX_NAME]: str(v)[:1024] for k, v in list(params.items())[:32]}
+        return Started(call_id or "pcm", call_id, parameters)
+    if event == "mark":
+        name = data.get("name")
+        if not isinstance(name, str) or not name or len(name) > _MAX_NAME:
+            raise LineError("'name' must be a short string")
+        return Marked(name)
+    if event == "dtmf":
+        digit = data.get("digit")
+        if digit not in DTMF_DIGITS:
+            raise LineError("'digit' must be one of 0-9 * # A-D")
+        return Dtmf(digit)
+    if event == "stop":
+        return Stopped()
+    raise LineError(f"unknown event {str(event)[:40]!r}")
+
+
+def parse(message: str | bytes) -> LineEvent | None:
+    """One message; raises ``LineError`` for anything the protocol does not allow."""
+    try:
+        return _parse(message)
+    except LineError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # odd shapes, odd types
+        raise LineError(f"malformed message ({type(exc).__name__})") from None
+
+
+class PcmWire:
+    def __init__(
+        self,
+        send_str: Callable[[str], Awaitable[None]],
+        send_bytes: Callable[[bytes], Awaitable[None]],
+    ) -> None:
+        self._send_str = send_str
+        self._send_bytes = send_bytes
+
+    async def send_audio(self, frame: bytes) -> None:
+        await self._send_bytes(frame)
+
+    async def send_mark(self, name: str) -> None:
+        await self._send_str(json.dumps({"event": "mark", "name": name}))
+
+    async def send_clear(self) -> None:
+        await self._send_str(json.dumps({"event": "clear"}))
+
+
+class PcmWsCarrier:
+    name = "pcm_ws"
+    rate = RATE
+    encode = staticmethod(_identity)
+    parse = staticmethod(parse)
+
+    def wire(self, send_str: Callable, send_bytes: Callable, stream_id: str) -> PcmWire:
+        return PcmWire(send_str, send_bytes)
