@@ -145,9 +145,6 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     log_format: str = "text"
 
-    # The agents' database: bookings, tickets, demos, conversation records
-    # (README "Agents that act"). A relative path is from the working directory.
-    database_url: str = field(default="sqlite:///data/voice-agent.db", repr=False)
     # Phone calls (README "Phone calls"). PUBLIC_URL: the https:// address
     # Twilio calls (the signature covers it; behind a proxy ours differs).
     public_url: str = ""
@@ -155,6 +152,9 @@ class Settings:
     twilio_allow_unsigned: bool = False  # local tries only: no signature check
     phone_numbers: tuple[tuple[str, str], ...] = ()  # called number -> agent id
     phone_agent: str = "receptionist"  # neither ?agent= nor a mapped number
+    # The agents' database: bookings, tickets, demos, conversation records
+    # (README "Agents that act"). A relative path is from the working directory.
+    database_url: str = field(default="sqlite:///data/voice-agent.db", repr=False)
 
     @property
     def openai_configured(self) -> bool:
@@ -270,6 +270,10 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return secret(name, raw)
     if attr in ("auth_secret", "twilio_auth_token"):
         return secret(name, raw)
+    if attr == "twilio_allow_unsigned":
+        return flag(name, raw)
+    if attr == "phone_numbers":
+        return phone_number_map(name, raw)
     if attr == "database_url":
         from media_server.store.db import database_path
 
@@ -278,10 +282,6 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         except ValueError as exc:
             raise ConfigError(f"{name}: {exc}") from None
         return raw.strip()
-    if attr == "twilio_allow_unsigned":
-        return flag(name, raw)
-    if attr == "phone_numbers":
-        return phone_number_map(name, raw)
     if attr == "agents_file":
         return Path(raw.strip()) if raw.strip() else None
     if attr == "log_level":

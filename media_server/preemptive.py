@@ -31,8 +31,8 @@ from media_server.agents import Agent
 from media_server.config import Settings
 from media_server.deadlines import StageDeadlines, first_item, remaining_items
 from media_server.metrics import Metrics
-from media_server.providers.base import LanguageModel
-from media_server.reply import turn_request
+from media_server.providers.base import LanguageModel, SpeechToText
+from media_server.reply import reply_request
 from media_server.text import ConversationHistory
 from media_server.tools.registry import Toolbox
 from media_server.types import ChatMessage, ProviderError, ReplyOptions
@@ -160,6 +160,15 @@ class AdoptedLLM:
         """The engine is the process's, not this turn's: nothing to close."""
 
 
+def pauses_start_replies(settings: Settings, stt: SpeechToText) -> bool:
+    """Whether a pause's transcript may start a reply: on, and the engine's
+    transcript of a pause covers the turn (a batch engine's speculative one,
+    or a stream whose interims are final). A partial decode (pocketsphinx)
+    starts none, so the listener need not report pauses for it."""
+    caps = stt.capabilities
+    return settings.preemptive_reply == "on" and (not caps.streaming or caps.final_interims)
+
+
 class Preemption:
     """A session's preemptive reply: at most one, started at a pause."""
 
@@ -175,9 +184,9 @@ class Preemption:
         enabled: bool = True,
         tools: Toolbox | None = None,
     ) -> None:
-        """``tools``: the agent's, offered in the turn's request as in this one."""
-        self._tools = tools
+        """``tools``: what the agent's turns offer their model (the request must match)."""
         self._llm = llm
+        self._tools = tools
         self._history = history
         self._agent = agent
         self._deadlines = deadlines
@@ -215,7 +224,7 @@ class Preemption:
             return
         self.discard("superseded")
         self._retire_adopted()
-        prompt, options = turn_request(self._agent, self._tools)  # the turn's own request
+        prompt, options = reply_request(self._agent, self._tools)
         messages = self._history.messages_with_user(prompt, said)
         self.pending = PreemptiveReply(
             self._llm, messages, options, self._deadlines,

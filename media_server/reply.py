@@ -25,14 +25,17 @@ from media_server.tools.rounds import FILLER, GAVE_UP, MAX_ROUNDS, CallRecord, r
 from media_server.types import ChatMessage, ProviderError, ReplyOptions, ToolCall
 
 if TYPE_CHECKING:
+    from media_server.agents import Agent
+    from media_server.tools.registry import Toolbox
     from media_server.turn import TurnContext
 
 PARTIAL_UPDATE_S = 0.05  # the page's growing reply: ~20 updates a second at most
 
 
-def turn_request(agent: Agent, tools: Toolbox | None) -> tuple[str, ReplyOptions]:
-    """The system prompt and options of a turn's first request (a preemptive
-    reply must ask for exactly these to be adopted)."""
+def reply_request(agent: Agent, tools: Toolbox | None) -> tuple[str, ReplyOptions]:
+    """The system prompt and options of a turn's request to its model. The
+    turn and a preemptive reply (preemptive.py) both build it here: the
+    preemptive reply is adopted only when it made the very same request."""
     specs = tools.specs() if tools is not None else ()
     options = ReplyOptions(
         temperature=agent.temperature,
@@ -66,7 +69,7 @@ class ReplyWriter:
         """Streams the reply text (llm_response events, TTS chunks), running
         the tools the model calls in between, up to MAX_ROUNDS rounds."""
         ctx = self.ctx
-        prompt, options = turn_request(ctx.agent, ctx.tools)
+        prompt, options = reply_request(ctx.agent, ctx.tools)
         chunker = SentenceChunker()
         for _ in range(MAX_ROUNDS):
             messages = [*ctx.history.messages(prompt), *self.tool_messages]

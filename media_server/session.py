@@ -37,7 +37,7 @@ from media_server.listening.vad import SessionVad, SileroPool
 from media_server.liveness import Limits, Liveness
 from media_server.log_context import SESSION_ID
 from media_server.metrics import Metrics
-from media_server.preemptive import Preemption
+from media_server.preemptive import Preemption, pauses_start_replies
 from media_server.providers.base import Providers, SpeechToTextStream
 from media_server.rtc.call import WebRtcTransport
 from media_server.text import ConversationHistory
@@ -96,7 +96,7 @@ class VoiceSession:
             barge_in_min_ms=settings.barge_in_min_ms,
             barge_in_confirm_ms=settings.barge_in_confirm_ms,
             end_of_turn=EndOfTurn.from_settings(settings),
-            transcribe_pauses=settings.preemptive_reply == "on",
+            transcribe_pauses=pauses_start_replies(settings, providers.stt),
             open_stream=self._open_stt_stream,
         )
         self.history = ConversationHistory(settings.history_max_messages)

@@ -104,6 +104,18 @@ async def test_words_that_read_unfinished_start_no_reply(calls) -> None:
     assert counted(call, "voice_agent_preemptive_replies_total", outcome="started") == 0
 
 
+async def test_a_partial_decode_starts_no_reply_and_is_not_asked_at_pauses(calls) -> None:
+    stt, llm = FakeSTT("I would like an appointment", streaming=True), FakeLLM(REPLY)
+    call = calls(fake_providers(stt=stt, llm=llm, tts=FakeTTS(audio_ms=60)), **SILENCE)
+    call.say(speech_like(0.6) + silence(0.2))
+    await asyncio.sleep(0.05)
+    [stream] = stt.streams
+    assert stream.interims == 0 and llm.calls == []  # "silence" reads no words
+    call.say(silence(0.4))
+    await call.sent.wait_for("turn_metrics")
+    assert stream.finished and len(llm.calls) == 1
+
+
 async def test_off_asks_the_model_only_once_the_turn_has_ended(calls) -> None:
     stt, llm = FakeSTT("I would like an appointment"), FakeLLM(REPLY)
     providers = fake_providers(stt=stt, llm=llm, tts=FakeTTS(audio_ms=60))
@@ -147,12 +159,40 @@ async def test_the_turn_asks_the_engine_itself_for_any_other_conversation() -> N
     assert tokens_of(REPLY) == tokens
 
 
+async def test_an_acting_agent_s_reply_is_started_with_the_turn_s_own_request() -> None:
+    """The turn offers its tools (and today's date) to the model: a reply
+    started without them would never be adopted, every turn's tokens wasted."""
+    from media_server.metrics import Metrics
+    from media_server.preemptive import Preemption
+    from media_server.reply import reply_request
+    from media_server.text import ConversationHistory
+    from media_server.tools.registry import Tool, Toolbox
+
+    async def noop(arguments: dict) -> str:
+        return "ok"
+
+    tools = Toolbox([Tool("check", "Check a thing", {"type": "object", "properties": {}}, noop)])
+    llm = FakeLLM(REPLY)
+    deadlines = StageDeadlines(stt_s=5.0, llm_s=5.0, tts_s=5.0)
+    preemption = Preemption(
+        llm, ConversationHistory(20), AGENT, deadlines, Metrics(), label="t", tools=tools
+    )
+    preemption.start(1, "I would like", "I would like")
+    pending = preemption.pending
+    assert pending is not None
+    prompt, options = reply_request(AGENT, tools)
+    assert options.tools and pending.options == options
+    assert pending.messages[0] == ChatMessage("system", prompt)
+    preemption.discard("test")
+    await pending.wait_closed()
+
+
 async def test_a_reply_started_for_an_agent_with_tools_is_the_turns_own_request() -> None:
-    """The turn offers its tools and today's date (reply.turn_request): the
+    """The turn offers its tools and today's date (reply.reply_request): the
     preemptive reply asks for the same, or it could never be adopted."""
     from media_server.metrics import Metrics
     from media_server.preemptive import Preemption
-    from media_server.reply import turn_request
+    from media_server.reply import reply_request
     from media_server.text import ConversationHistory
     from media_server.tools.registry import Tool, Toolbox, ToolResult
 
@@ -168,7 +208,7 @@ async def test_a_reply_started_for_an_agent_with_tools_is_the_turns_own_request(
     adopted = preemption.adopt("I would like an appointment")
     assert adopted is not None
     history.add_user("I would like an appointment")  # as the turn does
-    prompt, options = turn_request(AGENT, box)
+    prompt, options = reply_request(AGENT, box)
     assert options.tools and "Today is" in prompt
     items = [item async for item in adopted.stream_reply(history.messages(prompt), options)]
     assert "".join(items) == REPLY
