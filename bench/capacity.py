@@ -555,6 +555,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "MAX_SESSIONS": "1000",
         "RATE_LIMIT_PER_MINUTE": "0",
         **({"VAD_PROVIDER": args.vad} if args.vad else {}),
+        **({"ECHO_GUARD": args.echo_guard} if args.echo_guard else {}),
     }
     servers = {
         "echo": ServerProcess(
@@ -677,6 +678,9 @@ def main() -> None:
     parser.add_argument(
         "--vad", choices=("silero", "webrtcvad"), help="the voice server's VAD_PROVIDER"
     )
+    parser.add_argument(
+        "--echo-guard", choices=("aec", "off"), help="the voice server's ECHO_GUARD"
+    )
     parser.add_argument("--ns", help="comma list of session counts (default 4,6,...,24)")
     parser.add_argument("--window", type=float, help="measured seconds per step (default 15)")
     parser.add_argument("--settle", type=float, help="seconds after connect before measuring")
@@ -707,7 +711,7 @@ def main() -> None:
     args.budget = args.budget or (150.0 if args.quick else 570.0)
     if args.quiet_wait is None:
         args.quiet_wait = 5.0 if args.quick else 20.0
-    name = f"capacity_{args.vad}" if args.vad else "capacity"
+    name = "_".join(["capacity", *(x for x in (args.vad, args.echo_guard) if x)])
     run_bench(name, run, args, client_cpu=CLIENT_CPU)
 
 

@@ -111,6 +111,10 @@ class Settings:
     # Speech over the agent that makes it an interruption; a hold released
     # short of it ("mm-hmm", a cough) lets the agent go on where it stopped.
     barge_in_confirm_ms: int = 800
+    # The server's echo guard: "aec" takes the agent's own voice out of the
+    # microphone's audio (WebRTC AEC3 against what was played) before the
+    # VAD and STT hear it; "off" hears the microphone as it comes.
+    echo_guard: str = "aec"
 
     # Limits and deadlines.
     max_sessions: int = 20
@@ -223,6 +227,7 @@ _FLOAT_RANGES = {
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 ICE_TRANSPORT_POLICIES = ("all", "relay")
+ECHO_GUARDS = ("aec", "off")
 
 
 def _convert(attr: str, name: str, raw: str) -> Any:
@@ -240,6 +245,8 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return one_of(name, raw, ("on", "off"))
     if attr == "vad_provider":
         return one_of(name, raw, VAD_PROVIDERS)
+    if attr == "echo_guard":
+        return one_of(name, raw, ECHO_GUARDS)
     if attr == "turn_detector":
         if raw.strip().lower() in ("smart-turn", "smart_turn", "smartturn"):
             raise ConfigError(

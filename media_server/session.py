@@ -20,6 +20,7 @@ from media_server.agents import Agent
 from media_server.config import Settings
 from media_server.conversation import Conversation
 from media_server.deadlines import StageDeadlines
+from media_server.echo.guard import EchoGuard
 from media_server.interim import InterimTranscripts
 from media_server.listening.end_of_turn import EndOfTurn
 from media_server.listening.listener import (
@@ -75,8 +76,13 @@ class VoiceSession:
         self.acting = acting  # its tools and its conversation record, if the agent acts
         label = f"session {session_id}"
 
+        # Our own voice heard back is taken out of the microphone (WebRTC
+        # calls: the guard hears what their track plays; a phone line's
+        # microphone passes untouched).
+        self.echo_guard = EchoGuard.from_setting(settings.echo_guard)
         if transport is None:
-            rtc = WebRtcTransport(settings, label=label, on_late=metrics.outbound_late.inc)
+            late, played = metrics.outbound_late.inc, self.echo_guard.played
+            rtc = WebRtcTransport(settings, label=label, on_late=late, on_played=played)
             rtc.bind_page(self._on_events_open, self._on_message)
             transport = rtc
         self.transport = transport
@@ -195,7 +201,7 @@ class VoiceSession:
     def _on_pcm(self, pcm: bytes, now: float) -> None:
         if self._closing:
             return
-        conversation = self.conversation
+        conversation, pcm = self.conversation, self.echo_guard.clean(pcm, now)
         for decision in self.listener.feed(pcm, now, agent_has_floor=conversation.busy):
             if isinstance(decision, PersonStarted):
                 self.liveness.activity(now)

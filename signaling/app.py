@@ -22,6 +22,7 @@ from aiohttp import web
 from media_server import rtc
 from media_server.agents import Agent, load_agents
 from media_server.config import Settings
+from media_server.echo.canceller import warm_canceller
 from media_server.ice_servers import IceServers
 from media_server.listening.vad import SileroPool
 from media_server.metrics import CONTENT_TYPE, Metrics
@@ -160,6 +161,8 @@ async def _on_startup(app: web.Application) -> None:
     if app[SETTINGS_KEY].vad_provider == "silero":
         # Each model takes ~100 ms to load: two are ready before the first call.
         await asyncio.to_thread(app[VAD_POOL_KEY].warm, 2)
+    if app[SETTINGS_KEY].echo_guard == "aec":
+        await asyncio.to_thread(warm_canceller)  # its native library loads in ~1 s, once
     app[BACKGROUND_KEY].append(asyncio.create_task(_watch_loop_lag(app)))
     shared = app[SHARED_KEY]
     if settings_have_redis(app[SETTINGS_KEY]):

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from media_server.config import Settings, load_settings
+from media_server.echo.canceller import warm_canceller
 from media_server.providers import build_providers
 from media_server.providers.base import Providers
 from media_server.rtc.ice import configure_host_addresses
@@ -92,6 +93,7 @@ async def server(server_factory) -> RunningServer:
 async def leak_check() -> AsyncIterator[Snapshot]:
     """Fails the test if it leaves tasks, fds or UDP sockets behind."""
     embedded_providers()  # engine threads belong to the run, not to a test
+    warm_canceller()  # so does the echo canceller's native runtime (its threads and fds)
     base = Snapshot.take()
     yield base
     excess = await wait_back_to(base, timeout=10.0, thread_slack=0)

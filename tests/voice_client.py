@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,10 @@ class VoiceClient:
         self._channel: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._voiced = asyncio.Event()
+        # Gets the agent's audio as it arrives (48 kHz mono s16 values, and
+        # its RTP timestamp): a room that echoes it back into the microphone
+        # (tests/echo_room.py).
+        self.on_audio: Callable[[np.ndarray, int], None] | None = None
 
     async def connect(
         self, agent_id: str = "receptionist", timeout: float = 15.0, token: str | None = None
@@ -132,6 +137,8 @@ class VoiceClient:
             while True:
                 frame = await track.recv()
                 samples = frame.to_ndarray().astype(np.float32)
+                if self.on_audio is not None:
+                    self.on_audio(samples[0, :: len(frame.layout.channels)], frame.pts)
                 rms = float(np.sqrt(np.mean(samples * samples))) if samples.size else 0.0
                 self.audio.frames += 1
                 if rms > VOICED_RMS:

@@ -55,13 +55,17 @@ class AgentAudioTrack(MediaStreamTrack):
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         on_late: Callable[[], object] = lambda: None,
+        on_played: Callable[[bytes, float], object] | None = None,
     ) -> None:
         """``clock``/``sleep`` are injectable so tests pace deterministically;
-        ``on_late()`` runs for each frame that leaves late (a metric)."""
+        ``on_late()`` runs for each frame that leaves late (a metric);
+        ``on_played(pcm, at)`` gets each frame of real audio as it leaves, at
+        clock time ``at`` (the echo guard's reference)."""
         super().__init__()
         self._clock = clock
         self._sleep = sleep
         self._on_late = on_late
+        self._on_played = on_played
         self._max_queued_samples = max(self.FRAME_SAMPLES, int(max_queued_s * self.SAMPLE_RATE))
         # (frame bytes, real samples in it): a padded last frame has fewer.
         self._queue: deque[tuple[bytes, int]] = deque()
@@ -158,7 +162,10 @@ class AgentAudioTrack(MediaStreamTrack):
         if self._queued_samples < self._max_queued_samples:
             self._room.set()
         frame = self._emit(data)
-        self._waiters.played(self.played_samples, self._clock())
+        now = self._clock()
+        if self._on_played is not None:
+            self._on_played(data, now)
+        self._waiters.played(self.played_samples, now)
         return frame
 
     def _emit(self, data: bytes, *, silent: bool = False) -> av.AudioFrame | av.Packet:

@@ -30,7 +30,16 @@ INBOUND_CLOSE_TIMEOUT_S = 2.0
 class WebRtcTransport:
     kind = "webrtc"
 
-    def __init__(self, settings: Settings, *, label: str, on_late: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        label: str,
+        on_late: Callable[[], object],
+        on_played: Callable[[bytes, float], object] | None = None,
+    ) -> None:
+        """``on_played(pcm, at)``: each frame of the agent's voice as it leaves
+        (the echo guard's reference)."""
         # The same servers the page got from /api/ice-servers (fresh TURN
         # credentials of its own), so a server behind NAT is reachable too.
         ice = IceServers(settings)
@@ -43,7 +52,7 @@ class WebRtcTransport:
         )
         self._label = label
         self.events = EventChannel(label)
-        self.speaker = AgentAudioTrack(on_late=on_late)
+        self.speaker = AgentAudioTrack(on_late=on_late, on_played=on_played)
         self._hooks: CallHooks | None = None
         self._on_page_open: Callable[[], None] = lambda: None
         self._on_page_message: Callable[[str | bytes], None] = lambda raw: None

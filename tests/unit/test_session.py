@@ -120,7 +120,11 @@ async def calls() -> AsyncIterator[Callable[..., Call]]:
             agent=AGENT,
             # The synthetic voice here is for webrtcvad; Silero hears people
             # (its own tests: test_vad.py; the WebRTC runs use espeak speech).
-            settings=make_settings(**{"vad_provider": "webrtcvad", **settings}),
+            # No echo comes back here, and the policy is timed to the frame:
+            # the echo guard has its own tests (test_echo_guard.py).
+            settings=make_settings(
+                **{"vad_provider": "webrtcvad", "echo_guard": "off", **settings}
+            ),
             providers=providers or fake_providers(llm=FakeLLM(SHORT_REPLY)),
             metrics=metrics,
         )
