@@ -16,11 +16,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from media_server import protocol
-from media_server.agents import Agent
 from media_server.deadlines import first_item, remaining_items
 from media_server.providers.base import LanguageModel
 from media_server.text import SentenceChunker
-from media_server.tools.registry import Toolbox
 from media_server.tools.rounds import FILLER, GAVE_UP, MAX_ROUNDS, CallRecord, run_round
 from media_server.types import ChatMessage, ProviderError, ReplyOptions, ToolCall
 
