@@ -8,15 +8,16 @@ stops with it. Secrets are kept out of ``repr`` so they never reach a log.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from media_server.config_checks import check_settings
 from media_server.config_values import (
     ConfigError,
     chain_of,
+    database_url,
     flag,
     float_in_range,
     int_in_range,
@@ -149,8 +150,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     log_format: str = "text"
 
-    # Phone calls (README "Phone calls"). PUBLIC_URL: the https:// address
-    # Twilio calls (the signature covers it; behind a proxy ours differs).
+    # Phone calls (README "Phone calls"); Twilio signs over PUBLIC_URL.
     public_url: str = ""
     twilio_auth_token: str = field(default="", repr=False)
     twilio_allow_unsigned: bool = False  # local tries only: no signature check
@@ -273,72 +273,17 @@ def _convert(attr: str, name: str, raw: str) -> Any:
         return origin_list(name, raw)
     if attr == "redis_url":
         return redis_url(name, raw)
-    if attr == "metrics_token":
+    if attr in ("auth_secret", "metrics_token", "twilio_auth_token"):
         return secret(name, raw)
-    if attr in ("auth_secret", "twilio_auth_token"):
-        return secret(name, raw)
-    if attr == "twilio_allow_unsigned":
-        return flag(name, raw)
-    if attr == "phone_numbers":
-        return phone_number_map(name, raw)
+    if attr in ("twilio_allow_unsigned", "phone_numbers"):
+        return flag(name, raw) if attr == "twilio_allow_unsigned" else phone_number_map(name, raw)
     if attr == "database_url":
-        from media_server.store.db import database_path
-
-        try:
-            database_path(raw.strip())
-        except ValueError as exc:
-            raise ConfigError(f"{name}: {exc}") from None
-        return raw.strip()
+        return database_url(name, raw)
     if attr == "agents_file":
         return Path(raw.strip()) if raw.strip() else None
     if attr == "log_level":
         return one_of(name, raw.upper(), tuple(v.lower() for v in _LOG_LEVELS)).upper()
     return raw.strip()
-
-
-def _check_providers(s: Settings) -> None:
-    needs = {
-        "openai": ("OPENAI_API_KEY", s.openai_configured),
-        "openai-realtime": ("OPENAI_API_KEY", s.openai_configured),
-    }
-    needs_tts = {**needs, "elevenlabs": ("ELEVENLABS_API_KEY", s.elevenlabs_configured)}
-    for name, chain, keys in (
-        ("STT_PROVIDER", s.stt_provider, needs),
-        ("LLM_PROVIDER", s.llm_provider, needs),
-        ("TTS_PROVIDER", s.tts_provider, needs_tts),
-    ):
-        for engine in chain:
-            if engine in keys and not keys[engine][1]:
-                raise ConfigError(f"{name}={engine} needs {keys[engine][0]}")
-    if not s.elevenlabs_base_url:
-        raise ConfigError("ELEVENLABS_BASE_URL: must not be empty")
-    if not re.fullmatch(r"(mp3_\d+_\d+|pcm_\d+)", s.elevenlabs_output_format):
-        raise ConfigError(
-            f"ELEVENLABS_OUTPUT_FORMAT={s.elevenlabs_output_format!r}: "
-            "expected mp3_<rate>_<kbps> (e.g. mp3_44100_128) or pcm_<rate>"
-        )
-    _check_turn(s)
-
-
-def _check_turn(s: Settings) -> None:
-    static = bool(s.turn_username or s.turn_password)
-    if s.turn_urls and not (s.turn_secret or static):
-        raise ConfigError("TURN_URLS needs TURN_SECRET, or TURN_USERNAME and TURN_PASSWORD")
-    if s.turn_secret and static:
-        raise ConfigError("TURN_SECRET and TURN_USERNAME/TURN_PASSWORD: set one, not both")
-    if static and not (s.turn_username and s.turn_password):
-        raise ConfigError("TURN_USERNAME and TURN_PASSWORD go together: set both")
-    if (s.turn_secret or static) and not s.turn_urls:
-        raise ConfigError("TURN credentials are set but TURN_URLS is empty")
-    if s.ice_transport_policy == "relay" and not s.turn_urls:
-        raise ConfigError("ICE_TRANSPORT_POLICY=relay needs TURN_URLS (no relay, no connection)")
-    if s.turn_secret and s.turn_ttl_s < s.max_session_s:
-        # coturn checks the credential on every allocation refresh: one that
-        # expires mid-call drops the relay, and the call with it.
-        raise ConfigError(
-            f"TURN_TTL_S={s.turn_ttl_s:g}: shorter than MAX_SESSION_S={s.max_session_s:g}; "
-            "a call would lose its relay when its credentials expire"
-        )
 
 
 def load_settings(
@@ -365,7 +310,7 @@ def load_settings(
         if name in merged:
             values[attr] = _convert(attr, name, merged[name])
     settings = Settings(**values)
-    _check_providers(settings)
+    check_settings(settings)
     if settings.agents_file is not None and not settings.agents_file.is_file():
         raise ConfigError(f"AGENTS_FILE={settings.agents_file}: no such file")
     return settings

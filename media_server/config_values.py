@@ -224,3 +224,13 @@ def phone_number_map(name: str, raw: str) -> tuple[tuple[str, str], ...]:
             raise ConfigError(f"{name}: {item!r} is not +NUMBER=agent_id")
         pairs.append((number, agent))
     return tuple(pairs)
+
+
+def database_url(name: str, raw: str) -> str:
+    from media_server.store.db import database_path  # the store reads the URL the same way
+
+    try:
+        database_path(raw.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    return raw.strip()

@@ -22,7 +22,6 @@ from media_server.conversation import Conversation
 from media_server.deadlines import StageDeadlines
 from media_server.echo.guard import EchoGuard
 from media_server.interim import InterimTranscripts
-from media_server.listening.end_of_turn import EndOfTurn
 from media_server.listening.listener import (
     BargeIn,
     FalseInterruption,
@@ -33,7 +32,6 @@ from media_server.listening.listener import (
     SpeechIgnored,
     TurnEnded,
 )
-from media_server.listening.segmenter import segmenter_config
 from media_server.listening.vad import SessionVad, SileroPool
 from media_server.liveness import Limits, Liveness
 from media_server.log_context import SESSION_ID
@@ -74,6 +72,7 @@ class VoiceSession:
         self.metrics = metrics
         self._on_closed = on_closed
         self.acting = acting  # its tools and its conversation record, if the agent acts
+        tools = acting.tools if acting is not None else None
         label = f"session {session_id}"
 
         # Our own voice heard back is taken out of the microphone (WebRTC
@@ -82,7 +81,7 @@ class VoiceSession:
         self.echo_guard = EchoGuard.from_setting(settings.echo_guard)
         if transport is None:
             late, played = metrics.outbound_late.inc, self.echo_guard.played
-            rtc = WebRtcTransport(settings, label=label, on_late=late, on_played=played)
+            rtc = WebRtcTransport(settings, session_id=session_id, on_late=late, on_played=played)
             rtc.bind_page(self._on_events_open, self._on_message)
             transport = rtc
         self.transport = transport
@@ -90,18 +89,10 @@ class VoiceSession:
         self.speaker = transport.speaker
         transport.bind(CallHooks(self._on_pcm, self._on_connected, self.close_soon))
         # Its Silero model is leased in accept(), off the loop (~100 ms to load).
-        self.vad = SessionVad(
-            settings.vad_provider,
-            threshold=settings.vad_threshold,
-            aggressiveness=settings.vad_aggressiveness,
-            pool=vad_pool,
-        )
-        self.listener = Listener(
-            segmenter_config(settings),
+        self.vad = SessionVad.from_settings(settings, vad_pool)
+        self.listener = Listener.from_settings(
+            settings,
             is_speech=self.vad.detector.is_speech,
-            barge_in_min_ms=settings.barge_in_min_ms,
-            barge_in_confirm_ms=settings.barge_in_confirm_ms,
-            end_of_turn=EndOfTurn.from_settings(settings),
             transcribe_pauses=pauses_start_replies(settings, providers.stt),
             open_stream=self._open_stt_stream,
         )
@@ -119,7 +110,7 @@ class VoiceSession:
                 on_stage_result=self.faults.stage_result,
                 observe=metrics.observe_stage,
                 on_fallback=self._on_fallback,
-                tools=acting.tools if acting is not None else None,
+                tools=tools,
                 on_turn_end=acting.record.turn if acting is not None else lambda r: None,
             ),
             metrics,
@@ -137,13 +128,7 @@ class VoiceSession:
             max_speculative=settings.turn_max_speculative,
             label=label,
             preemption=Preemption.from_settings(
-                settings,
-                providers.llm,
-                self.history,
-                agent,
-                metrics,
-                label,
-                tools=acting.tools if acting is not None else None,
+                settings, providers.llm, self.history, agent, metrics, label, tools=tools
             ),
         )
         self.liveness = Liveness(Limits.from_settings(settings), time.monotonic())

@@ -163,6 +163,8 @@ async def _open_call(
         if verifier is not None and checked is not None:
             await _spend(verifier, checked, app[SHARED_KEY])
         m: Metrics = app[METRICS_KEY]
+        # The agent's tools and a conversation record, as on a WebRTC call.
+        acting = app[ACTING_KEY].for_session(session_id, agent) if ACTING_KEY in app else None
         line = PhoneLine(
             carrier, started, send_str=ws.send_str, send_bytes=ws.send_bytes, close_ws=ws.close
         )

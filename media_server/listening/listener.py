@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from media_server.listening.completion import Completion
 from media_server.listening.end_of_turn import EndOfTurn
@@ -48,9 +49,13 @@ from media_server.listening.segmenter import (
     SpeechEnded,
     SpeechResumed,
     SpeechStarted,
+    segmenter_config,
 )
 from media_server.providers.base import SpeechToTextStream
 from media_server.types import Utterance
+
+if TYPE_CHECKING:
+    from media_server.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +168,25 @@ class Listener:
         self._heard: _Heard | None = None
 
     @property
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        is_speech: Callable[[bytes], bool],
+        open_stream: Callable[[], SpeechToTextStream | None],
+        transcribe_pauses: bool,
+    ) -> Listener:
+        return cls(
+            segmenter_config(settings),
+            is_speech=is_speech,
+            barge_in_min_ms=settings.barge_in_min_ms,
+            barge_in_confirm_ms=settings.barge_in_confirm_ms,
+            end_of_turn=EndOfTurn.from_settings(settings),
+            transcribe_pauses=transcribe_pauses,
+            open_stream=open_stream,
+        )
+
     def person_speaking(self) -> bool:
         return self._segmenter.in_speech
 

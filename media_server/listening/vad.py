@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import webrtcvad
+
+if TYPE_CHECKING:
+    from media_server.config import Settings
 
 SILERO_RATE = 16000
 # Windows quieter than this (RMS, dBFS) are not speech and skip the model:
@@ -152,6 +155,15 @@ class SessionVad:
             self._pool = pool or SileroPool(keep=0)
         else:
             self.detector = WebrtcVad(aggressiveness)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, pool: SileroPool | None) -> SessionVad:
+        return cls(
+            settings.vad_provider,
+            threshold=settings.vad_threshold,
+            aggressiveness=settings.vad_aggressiveness,
+            pool=pool,
+        )
 
     def lease(self) -> None:
         if self._silero is not None and self._pool is not None and not self._silero.attached:

@@ -34,12 +34,13 @@ class WebRtcTransport:
         self,
         settings: Settings,
         *,
-        label: str,
+        session_id: str,
         on_late: Callable[[], object],
         on_played: Callable[[bytes, float], object] | None = None,
     ) -> None:
         """``on_played(pcm, at)``: each frame of the agent's voice as it leaves
         (the echo guard's reference)."""
+        label = f"session {session_id}"
         # The same servers the page got from /api/ice-servers (fresh TURN
         # credentials of its own), so a server behind NAT is reachable too.
         ice = IceServers(settings)
@@ -50,7 +51,7 @@ class WebRtcTransport:
             on_state=self._on_connection_state,
             label=label,
         )
-        self._label = label
+        self._session_id = session_id
         self.events = EventChannel(label)
         self.speaker = AgentAudioTrack(on_late=on_late, on_played=on_played)
         self._hooks: CallHooks | None = None
@@ -89,7 +90,12 @@ class WebRtcTransport:
         self._on_page_open()
 
     def _on_connection_state(self, state: str) -> None:
-        log.info("%s: connection %s", self._label, state, extra={"fields": {"connection": state}})
+        log.info(
+            "session %s: connection %s",
+            self._session_id,
+            state,
+            extra={"session_id": self._session_id, "fields": {"connection": state}},
+        )
         if state == "connected" and self._hooks is not None:
             self._hooks.on_connected()
         elif state in ("failed", "closed"):

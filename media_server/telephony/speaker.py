@@ -129,11 +129,10 @@ class PhoneSpeaker:
         self._mark()
 
     def end_of_reply(self) -> None:
-        tail = self._resampler.flush()
-        if self._pending or tail:
-            padded = (self._pending + tail).ljust(self._frame_bytes, b"\x00")
-            self._pending = b""
-            self._queue_pcm(padded[: len(padded) - len(padded) % self._frame_bytes])
+        data = self._pending + self._resampler.flush()
+        self._pending = b""
+        if data:  # the last partial frame, padded with silence to a whole one
+            self._queue_pcm(data + bytes(-len(data) % self._frame_bytes))
         self._mark()
 
     def hold(self) -> None:

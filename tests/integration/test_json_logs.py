@@ -17,7 +17,8 @@ from tests.voice_client import VoiceClient
 async def test_a_calls_lines_carry_its_session_id(server):
     stream = io.StringIO()
     handler = make_handler("json", (), stream)
-    watched = [logging.getLogger(name) for name in ("aiohttp.access", "media_server.session")]
+    loggers = ("aiohttp.access", "media_server.session", "media_server.rtc.call")
+    watched = [logging.getLogger(name) for name in loggers]
     levels = [logger.level for logger in watched]
     for logger in watched:
         logger.addHandler(handler)

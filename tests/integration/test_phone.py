@@ -100,7 +100,15 @@ async def until_quiet(
 
 
 def idle(server) -> bool:
-    return all(not s.conversation.busy for s in server.app[REGISTRY_KEY])
+    """No turn runs and nobody is heard speaking (a key press now is a turn alone)."""
+    sessions = list(server.app[REGISTRY_KEY])
+    return all(not s.conversation.busy and not s.listener.person_speaking for s in sessions)
+
+
+async def caller_done(client: PhoneClient, server) -> None:
+    """The caller's speech has all been sent and heard to its end."""
+    await asyncio.wait_for(client.speech_sent.wait(), 10)
+    await wait_until(lambda: idle(server), timeout=10)
 
 
 def chats(openai) -> list[list[dict]]:
@@ -174,7 +182,7 @@ async def test_barge_in_sends_clear_and_the_history_keeps_only_marked_sentences(
             await wait_until(lambda: client.clears, timeout=10)
             cleared_at = client.clears[0]
             heard = [m for at, m in client.marks_echoed[before:] if at < cleared_at]
-            await asyncio.sleep(1.0)
+            await caller_done(client, server)
             assert not client.voiced_since(cleared_at + 0.3), "the reply stopped"
             # The barge-in transcribes to "" (no turn); a key press asks again,
             # and the model sees what the caller heard: the marked sentences.
@@ -204,6 +212,9 @@ async def test_a_key_press_reaches_the_agent_and_goodbye_hangs_up(server_factory
             await client.press("3")
             await wait_until(lambda: chats(openai), timeout=10)
             assert chats(openai)[-1][-1] == {"role": "user", "content": "The caller pressed 3."}
+            # The agent acts on the phone as on the page: its tools are offered.
+            [request] = [r for r in openai.requests if r.path == "/v1/chat/completions"]
+            assert "book_appointment" in {t["function"]["name"] for t in request.json["tools"]}
             await until_quiet(client, since=pressed_at)
             await wait_until(lambda: idle(server), timeout=5)
             # A goodbye from the agent alone does not hang up: the caller said none.
@@ -233,7 +244,7 @@ async def test_the_greeting_can_be_talked_over(server_factory):
             await wait_until(lambda: client.voiced_since(0), timeout=10)
             client.say(speech_48k("hello, hello, is anybody there?"))
             await wait_until(lambda: client.clears, timeout=10)
-            await asyncio.sleep(0.5)
+            await caller_done(client, server)
             assert not client.voiced_since(client.clears[0] + 0.3)
             await client.press("1")
             await wait_until(lambda: chats(openai), timeout=10)
