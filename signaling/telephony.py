@@ -168,8 +168,6 @@ async def _open_call(
         line = PhoneLine(
             carrier, started, send_str=ws.send_str, send_bytes=ws.send_bytes, close_ws=ws.close
         )
-        # The agent's tools and the call's record, as on the page (no key: nobody to give it to).
-        acting = app[ACTING_KEY].for_session(session_id, agent) if ACTING_KEY in app else None
         session = VoiceSession(
             session_id=session_id,
             agent=agent,
