@@ -167,7 +167,6 @@ class Listener:
         self._in_pause = False
         self._heard: _Heard | None = None
 
-    @property
     @classmethod
     def from_settings(
         cls,
@@ -187,6 +186,7 @@ class Listener:
             open_stream=open_stream,
         )
 
+    @property
     def person_speaking(self) -> bool:
         return self._segmenter.in_speech
 
