@@ -43,7 +43,7 @@ async def dial(
             http.post(
                 url,
                 data={"Twiml": dial_twiml(number)},
-                auth=aiohttp.BasicAuth(account_sid, auth_token),
+                headers={"Authorization": aiohttp.encode_basic_auth(account_sid, auth_token)},
             ) as response,
         ):
             if response.status >= 300:
