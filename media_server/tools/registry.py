@@ -101,18 +101,19 @@ class Toolbox:
 
     def with_tools(self, *tools: Tool) -> Toolbox:
         """A box for one call: this one's tools (read live: an MCP server's
-        arrive late) plus ``tools``; this box is left as it was."""
+        arrive late) plus ``tools``, which hide any of this box's of the
+        same name (a call's own tool wins); this box is left as it was."""
         return Toolbox(tools, base=self)
 
     def add(self, tool: Tool) -> None:
-        if tool.name in self:
+        if tool.name in self._tools:
             raise ValueError(f"two tools are named {tool.name!r}")
         self._tools[tool.name] = tool
 
     def _all(self) -> dict[str, Tool]:
         if self._base is None:
             return self._tools
-        # A late base tool named like one of ours stays hidden (ours come first).
+        # A base tool named like one of ours stays hidden: ours win.
         return {**self._base._all(), **self._tools}
 
     def __len__(self) -> int:
