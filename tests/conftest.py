@@ -36,7 +36,8 @@ def make_settings(**overrides: Any) -> Settings:
     # (create_app installs the server's host addresses process-wide).
     overrides.setdefault("ICE_HOST_ADDRESSES", "127.0.0.1")
     # The agents' database of a test run lives in its own directory, never the checkout's.
-    overrides.setdefault("DATABASE_URL", f"sqlite:///{_TEST_DATA_DIR}/voice-agent.db")
+    if not any(k.upper() == "DATABASE_URL" for k in overrides):  # a test's own wins
+        overrides["DATABASE_URL"] = f"sqlite:///{_TEST_DATA_DIR}/voice-agent.db"
     return load_settings({k: str(v) for k, v in overrides.items()}, environ={}, dotenv_path=None)
 
 

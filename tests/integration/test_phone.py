@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 
 from media_server.providers import build_providers
-from signaling.state import REGISTRY_KEY
+from media_server.store.records import transcript
+from signaling.state import ACTING_KEY, REGISTRY_KEY
 from signaling.tokens import mint_token
 from signaling.twilio_webhook import twilio_signature
 from tests.audio_fixtures import speech_48k
@@ -122,13 +123,17 @@ async def metrics_text(server) -> str:
 
 @pytest.mark.parametrize("kind", ["twilio", "pcm"])
 async def test_a_spoken_turn_is_answered_in_the_lines_audio_and_the_end_frees_the_slot(
-    leak_check, server_factory, kind
+    leak_check, server_factory, kind, tmp_path
 ):
     async with engines(transcript="I need an appointment.", reply="Sure, when?", audio_s=0.6) as (
         openai,
         providers,
     ):
-        server = await server_factory(providers=providers, twilio_auth_token=AUTH_TOKEN)
+        server = await server_factory(
+            providers=providers,
+            twilio_auth_token=AUTH_TOKEN,
+            database_url=f"sqlite:///{tmp_path}/voice-agent.db",
+        )
         client = await dial(server, kind)
         try:
             await until_quiet(client)  # the greeting, on answer
@@ -146,6 +151,16 @@ async def test_a_spoken_turn_is_answered_in_the_lines_audio_and_the_end_frees_th
             await client.hang_up()
         await wait_until(lambda: server.session_count == 0, timeout=5)
         assert 'reason="caller_hung_up"' in await metrics_text(server)
+        # The call is recorded like a page's: its turn and how it ended.
+        db = server.app[ACTING_KEY].db
+        rows = await db.run(
+            lambda c: [tuple(r) for r in c.execute("SELECT id, end_reason, agent_id FROM sessions")]
+        )
+        assert len(rows) == 1, rows
+        [(session_id, reason, _)] = rows
+        record = await transcript(db, session_id, None)
+        assert reason == "caller_hung_up" and record is not None
+        assert [t["heard"] for t in record["turns"]] == ["I need an appointment."]
 
 
 @pytest.mark.parametrize("kind", ["twilio", "pcm"])

@@ -185,3 +185,32 @@ async def test_an_acting_agent_s_reply_is_started_with_the_turn_s_own_request() 
     assert pending.messages[0] == ChatMessage("system", prompt)
     preemption.discard("test")
     await pending.wait_closed()
+
+
+async def test_a_reply_started_for_an_agent_with_tools_is_the_turns_own_request() -> None:
+    """The turn offers its tools and today's date (reply.reply_request): the
+    preemptive reply asks for the same, or it could never be adopted."""
+    from media_server.metrics import Metrics
+    from media_server.preemptive import Preemption
+    from media_server.reply import reply_request
+    from media_server.text import ConversationHistory
+    from media_server.tools.registry import Tool, Toolbox, ToolResult
+
+    async def run(args: dict) -> ToolResult:
+        return ToolResult(True, "{}", "ok")
+
+    box = Toolbox([Tool("look", "A lookup", {"type": "object", "properties": {}}, run)])
+    llm, history = FakeLLM(REPLY), ConversationHistory()
+    preemption = Preemption(
+        llm, history, AGENT, StageDeadlines(5, 5, 5), Metrics(), label="t", tools=box
+    )
+    preemption.start(1, "I would like an appointment", "I would like an appointment")
+    adopted = preemption.adopt("I would like an appointment")
+    assert adopted is not None
+    history.add_user("I would like an appointment")  # as the turn does
+    prompt, options = reply_request(AGENT, box)
+    assert options.tools and "Today is" in prompt
+    items = [item async for item in adopted.stream_reply(history.messages(prompt), options)]
+    assert "".join(items) == REPLY
+    assert len(llm.calls) == 1  # answered by the preemptive reply, not asked again
+    await preemption.aclose()
