@@ -173,6 +173,10 @@ class PhoneCall:
         heard (a turn ends after its last mark came back); a model that calls
         no tools (the scripted one) hangs up on an exchange of goodbyes."""
         reason = self.control.hang_up_now() if self.control is not None else None
+        talking = self.session.listener.person_speaking or self.session.conversation.busy
+        if reason == "agent_hung_up" and talking:
+            log.info("%s: the caller is talking; not hanging up", self.line.kind)
+            return
         if reason is not None:
             log.info("%s: %s after the reply was heard", self.line.kind, reason)
             self.end_call(reason)

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 
-from media_server.telephony.twilio_rest import dial_twiml
+import pytest
+
+from media_server.telephony.line import TransferFailed
+from media_server.telephony.twilio_rest import dial, dial_twiml
 from media_server.tools.registry import Tool, Toolbox, ToolResult
 from media_server.types import ToolCall
 
@@ -54,3 +57,11 @@ async def test_a_call_tool_hides_an_agent_tool_of_the_same_name():
 def test_the_transfer_twiml_escapes_the_number():
     assert dial_twiml("+15550100") == "<Response><Dial>+15550100</Dial></Response>"
     assert dial_twiml("<x>&") == "<Response><Dial>&lt;x&gt;&amp;</Dial></Response>"
+
+
+async def test_a_transfer_without_what_twilio_needs_fails_with_a_reason():
+    # Refused before any request: the reason is what the model tells the caller.
+    with pytest.raises(TransferFailed, match="TWILIO_AUTH_TOKEN"):
+        await dial("http://127.0.0.1:9", "", "AC" + "0" * 32, "CA" + "1" * 32, "+15550100")
+    with pytest.raises(TransferFailed, match="which Twilio call"):
+        await dial("http://127.0.0.1:9", "token", "", "CA/../x", "+15550100")
