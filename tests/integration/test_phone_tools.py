@@ -16,12 +16,22 @@ import pytest
 from media_server.providers.base import Providers
 from media_server.providers.openai_llm import OpenAILLM
 from signaling.state import REGISTRY_KEY
+from tests.audio_fixtures import speech_48k
 from tests.conftest import embedded_providers
 from tests.fakes.openai_fake import start_openai_fake
 from tests.fakes.pipeline import wait_until
 from tests.fakes.twilio_rest_fake import start_twilio_rest_fake
 from tests.integration.test_agent_acting import a_call
-from tests.integration.test_phone import AUTH_TOKEN, chats, dial, engines, idle, until_quiet
+from tests.integration.test_phone import (
+    AUTH_TOKEN,
+    LONG_REPLY,
+    caller_done,
+    chats,
+    dial,
+    engines,
+    idle,
+    until_quiet,
+)
 from tests.unit.test_tool_turns import tool_messages
 
 TRANSFER_TO = "+15550100"
@@ -86,6 +96,29 @@ async def test_end_call_hangs_up_once_the_goodbye_was_heard(server_factory, kind
         assert session.speaker.queued_samples == 0
         assert session.speaker.played_samples > 0
         assert session.history.messages("")[-1].content == "Goodbye, take care."
+
+
+async def test_talking_over_the_goodbye_keeps_the_call(server_factory):
+    async with engines(transcript="", reply=LONG_REPLY, audio_s=1.5) as (openai, providers):
+        openai.knobs.tool_calls = calls_once("end_call")
+        server = await server_factory(
+            providers=providers, twilio_auth_token=AUTH_TOKEN, barge_in_min_ms=200
+        )
+        client = await dial(server, "twilio")
+        try:
+            session = await answered(server, client)
+            before = len(client.marks_echoed)
+            await client.press("1")
+            await wait_until(lambda: len(client.marks_echoed) > before, timeout=15)
+            client.say(speech_48k("wait, one more thing"))
+            await wait_until(lambda: client.clears, timeout=10)
+            await caller_done(client, server)
+            assert len(chats(openai)) == 2  # end_call was called, its goodbye cut short
+            assert server.session_count == 1 and session.end_reason is None
+            assert not client.closed.is_set()
+        finally:
+            await client.hang_up()
+        await wait_until(lambda: server.session_count == 0, timeout=5)
 
 
 @pytest.mark.parametrize("refuse", [False, True], ids=["transferred", "refused"])
