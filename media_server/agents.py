@@ -50,6 +50,8 @@ class Agent:
     # Tools beyond the persona's own: webhooks and MCP servers (tools/config.py).
     tools: tuple[HttpToolSpec, ...] = ()
     mcp: tuple[McpServerSpec, ...] = ()
+    # Where transfer_call sends a phone call (E.164); "" offers no transfer.
+    transfer_number: str = ""
 
     def voice_for(self, tts_name: str) -> str:
         """The voice this agent speaks with on a given TTS engine."""
@@ -139,6 +141,7 @@ Guidelines:
     ),
 }
 
+_E164 = re.compile(r"^\+[1-9][0-9]{4,14}$")
 _REQUIRED = ("name", "description", "prompt")
 _ALLOWED = {f.name for f in fields(Agent)} - {"id", "extra_voices"} | {"voices"}
 
@@ -156,6 +159,11 @@ def _acting(agent_id: str, table: dict[str, Any], where: str, env: Mapping[str, 
             kwargs["mcp"] = mcp_servers_from(table["mcp"], f"{at}.mcp", env)
     except ValueError as exc:
         raise AgentConfigError(str(exc)) from None
+    if "transfer_number" in table:
+        number = table["transfer_number"]
+        if not isinstance(number, str) or not _E164.match(number.strip()):
+            raise AgentConfigError(f"{at}.transfer_number must be a phone number like +15550100")
+        kwargs["transfer_number"] = number.strip()
     if "slot_minutes" in table:
         m = table["slot_minutes"]
         if isinstance(m, bool) or not isinstance(m, int) or not 5 <= m <= 240:

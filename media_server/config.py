@@ -160,6 +160,8 @@ class Settings:
     public_url: str = ""
     twilio_auth_token: str = field(default="", repr=False)
     twilio_allow_unsigned: bool = False  # local tries only: no signature check
+    # Twilio's REST API (transfer_call redirects the call there); tests point it at a fake.
+    twilio_api_base: str = "https://api.twilio.com"
     phone_numbers: tuple[tuple[str, str], ...] = ()  # called number -> agent id
     phone_agent: str = "receptionist"  # neither ?agent= nor a mapped number
     # The agents' database: bookings, tickets, demos, conversation records
@@ -264,7 +266,7 @@ def _convert(attr: str, name: str, raw: str) -> Any:
                 "on 2 cores; use lexical (the default) or silence"
             )
         return one_of(name, raw, TURN_DETECTORS)
-    if attr in ("openai_base_url", "elevenlabs_base_url", "public_url"):
+    if attr in ("openai_base_url", "elevenlabs_base_url", "public_url", "twilio_api_base"):
         return url(name, raw)
     if attr == "ice_host_addresses":
         return ip_list(name, raw)

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from media_server import protocol
+from media_server.audio.speaker_feed import SPEAKER_RATE
 from media_server.deadlines import first_item, remaining_items
 from media_server.providers.base import LanguageModel
 from media_server.text import SentenceChunker
@@ -77,6 +78,8 @@ class ReplyWriter:
                 break
             said = self.text[text_before:].strip()
             self.acted = True  # the page saw it act: no longer a turn to cut without a word
+            if ctx.tools.wants_heard(calls):
+                await self._until_heard(chunker, tts_queue)
             answers = await run_round(
                 ctx.tools,
                 calls,
@@ -94,6 +97,19 @@ class ReplyWriter:
             raise ProviderError("llm", "bad_output", "llm: empty reply")
         self._mark("llm_done_ms")
         ctx.send(protocol.llm_response(self.text, self.turn_id, is_final=True))
+
+    async def _until_heard(
+        self, chunker: SentenceChunker, tts_queue: asyncio.Queue[str | None]
+    ) -> None:
+        """Until every word of the reply so far was spoken and played (on a
+        phone: its marks came back), bounded by the audio's own length."""
+        for piece in chunker.flush():
+            await tts_queue.put(piece)
+        await tts_queue.join()  # the speaking task marks each piece done once it is queued
+        speaker = self.ctx.speaker
+        speaker.end_of_reply()
+        target = speaker.played_samples + speaker.queued_samples
+        await speaker.wait_until_played(target, timeout=speaker.queued_samples / SPEAKER_RATE + 2.0)
 
     async def _stream_round(
         self,

@@ -141,6 +141,7 @@ class Turn:
                 on_first_byte=lambda: self._mark("first_tts_byte_ms"),
                 on_fallback=ctx.on_fallback,
             )
+            tts_queue.task_done()  # a tool that must follow the words waits on join()
 
     def _on_first_audio_out(self, at: float) -> None:
         self.metrics.setdefault("first_audio_ms", (at - self.t0) * 1000)

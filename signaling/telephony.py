@@ -11,6 +11,7 @@ full server refuses the stream, and the call's end frees its slot.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from typing import Any
@@ -20,9 +21,11 @@ from aiohttp import WSMsgType, web
 from media_server.metrics import Metrics
 from media_server.session import VoiceSession
 from media_server.telephony.call import PhoneCall, PhoneLine
+from media_server.telephony.call_tools import CallControl
 from media_server.telephony.line import Carrier, LineError, Started
 from media_server.telephony.pcm_ws import PcmWsCarrier
 from media_server.telephony.twilio import TwilioCarrier
+from media_server.tools.registry import Toolbox
 from signaling.offer import _admit as admit
 from signaling.offer import _Reject as Rejected
 from signaling.registry import CapacityError, SessionRegistry
@@ -58,7 +61,9 @@ class Refused(Exception):
 
 
 async def twilio_stream(request: web.Request) -> web.StreamResponse:
-    return await _serve(request, TwilioCarrier(), _twilio_token)
+    settings = request.app[SETTINGS_KEY]
+    carrier = TwilioCarrier(settings.twilio_api_base, settings.twilio_auth_token)
+    return await _serve(request, carrier, _twilio_token)
 
 
 async def pcm_stream(request: web.Request) -> web.StreamResponse:
@@ -89,8 +94,10 @@ async def _serve(request: web.Request, carrier: Carrier, token_of: Any) -> web.S
         started = await _wait_start(ws, carrier)
         verifier, token = token_of(request, started)
         agent = _agent(request, started)
-        session, line = await _open_call(request, carrier, started, verifier, token, agent, ws)
-        call = PhoneCall(session, line)
+        session, line, control = await _open_call(
+            request, carrier, started, verifier, token, agent, ws
+        )
+        call = PhoneCall(session, line, control)
         await session.start()
         call.answer()
         await _pump(ws, carrier, line)
@@ -145,7 +152,7 @@ async def _open_call(
     token: Any,
     agent: Any,
     ws: web.WebSocketResponse,
-) -> tuple[VoiceSession, PhoneLine]:
+) -> tuple[VoiceSession, PhoneLine, CallControl | None]:
     app = request.app
     checked = None
     if verifier is not None:
@@ -168,6 +175,12 @@ async def _open_call(
         line = PhoneLine(
             carrier, started, send_str=ws.send_str, send_bytes=ws.send_bytes, close_ws=ws.close
         )
+        control = None
+        if acting is not None:
+            # Hanging up and transferring: this call's own tools, beside the agent's.
+            control = CallControl(line, agent.transfer_number)
+            base = acting.tools if acting.tools is not None else Toolbox()
+            acting = dataclasses.replace(acting, tools=base.with_tools(*control.tools()))
         session = VoiceSession(
             session_id=session_id,
             agent=agent,
@@ -189,7 +202,7 @@ async def _open_call(
     m.sessions_total.inc()
     m.calls.labels(transport=carrier.name).inc()
     log.info("%s call %s answered by %s", carrier.name, started.call_id[:64], agent.id)
-    return session, line
+    return session, line, control
 
 
 async def _spend(verifier: TokenVerifier, token: Any, shared: SharedState | None) -> None:

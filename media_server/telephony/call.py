@@ -4,8 +4,8 @@ text, hanging up after goodbye).
 
 The caller's audio arrives at the carrier's rate and goes to the session as
 16 kHz mono in 20 ms frames, as a browser's does; the agent's voice leaves
-through a ``PhoneSpeaker``. ``end_call`` is the hook the model's hang-up
-tool calls once there is one (issue "Agents that act").
+through a ``PhoneSpeaker``. The model hangs up and transfers with the
+tools of call_tools.py; an exchange of goodbyes also ends the call.
 """
 
 from __future__ import annotations
@@ -20,7 +20,17 @@ from collections.abc import Awaitable, Callable
 from media_server.audio.pcm import PcmResampler
 from media_server.providers.scripted.common import INTROS
 from media_server.session import VoiceSession
-from media_server.telephony.line import Audio, Carrier, Dtmf, LineEvent, Marked, Started, Stopped
+from media_server.telephony.call_tools import CallControl
+from media_server.telephony.line import (
+    Audio,
+    Carrier,
+    Dtmf,
+    LineEvent,
+    Marked,
+    Started,
+    Stopped,
+    TransferFailed,
+)
 from media_server.telephony.speaker import PhoneSpeaker
 from media_server.transport import CallHooks, NoEvents
 from media_server.turn import Turn, TurnResult, wait_played
@@ -51,6 +61,8 @@ class PhoneLine:
     ) -> None:
         self.kind = carrier.name
         self.started = started
+        self._carrier = carrier
+        self._send_str = send_str
         wire = carrier.wire(send_str, send_bytes, started.stream_id)
         self.speaker = PhoneSpeaker(wire, rate=carrier.rate, encode=carrier.encode)
         self.events = NoEvents()
@@ -90,6 +102,12 @@ class PhoneLine:
             return False
         return True
 
+    async def transfer(self, number: str) -> None:
+        """Hand the call to ``number`` (the carrier's way); raises ``TransferFailed``."""
+        if self._closed:
+            raise TransferFailed("the line is closed")
+        await self._carrier.transfer(self.started, number, self._send_str)
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -127,11 +145,15 @@ class Greeting(Turn):
 class PhoneCall:
     """The phone's own manners around a session on a ``PhoneLine``."""
 
-    def __init__(self, session: VoiceSession, line: PhoneLine) -> None:
+    def __init__(
+        self, session: VoiceSession, line: PhoneLine, control: CallControl | None = None
+    ) -> None:
+        """``control``: the phone tools' requests (end_call, transfer_call), if offered."""
         self.session = session
         self.line = line
+        self.control = control
         line.on_dtmf = self._on_dtmf
-        session.after_turn.append(self._hang_up_after_goodbye)
+        session.after_turn.append(self._after_turn)
 
     def answer(self) -> None:
         """Greet the caller: a turn of the agent's own."""
@@ -146,10 +168,23 @@ class PhoneCall:
         """Hang up once what the agent said has been played (the tool's hook)."""
         self.session.close_soon(reason)
 
+    def _after_turn(self) -> None:
+        """The model's end_call/transfer_call take effect once its reply was
+        heard (a turn ends after its last mark came back); a model that calls
+        no tools (the scripted one) hangs up on an exchange of goodbyes."""
+        reason = self.control.hang_up_now() if self.control is not None else None
+        talking = self.session.listener.person_speaking or self.session.conversation.busy
+        if reason == "agent_hung_up" and talking:
+            log.info("%s: the caller is talking; not hanging up", self.line.kind)
+            return
+        if reason is not None:
+            log.info("%s: %s after the reply was heard", self.line.kind, reason)
+            self.end_call(reason)
+            return
+        self._hang_up_after_goodbye()
+
     def _hang_up_after_goodbye(self) -> None:
-        """Until the model can hang up itself: a caller's goodbye answered
-        with the agent's ends the call (the reply was heard: turns end after
-        their last mark came back)."""
+        """A caller's goodbye answered with the agent's ends the call."""
         recent = self.session.history.messages("")[-2:]
         if len(recent) < 2 or recent[0].role != "user" or recent[1].role != "assistant":
             return

@@ -18,11 +18,16 @@ class LineError(ValueError):
     """A message the carrier's protocol does not allow; str() is safe to log."""
 
 
+class TransferFailed(Exception):
+    """The carrier did not take the transfer; str() is said to the model."""
+
+
 @dataclass(frozen=True, slots=True)
 class Started:
     stream_id: str
     call_id: str
     parameters: dict[str, str] = field(default_factory=dict)
+    account: str = ""  # the carrier's account (Twilio's AccountSid), for its REST API
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +63,7 @@ class Carrier(Protocol):
         ...
 
     def wire(self, send_str: Callable, send_bytes: Callable, stream_id: str) -> LineWire: ...
+
+    async def transfer(self, started: Started, number: str, send_str: Callable) -> None:
+        """Hand the call to ``number``; raises ``TransferFailed``."""
+        ...

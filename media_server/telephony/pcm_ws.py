@@ -7,8 +7,11 @@ bytes is best; any even length is taken); control is JSON text:
 - in: ``{"event": "start", "call_id": "...", "parameters": {...}}`` first,
   then ``{"event": "mark", "name": "..."}`` (a mark we sent was played),
   ``{"event": "dtmf", "digit": "3"}``, ``{"event": "stop"}``.
-- out: ``{"event": "mark", "name": "..."}`` after each sentence and
-  ``{"event": "clear"}`` on barge-in (drop what you buffered).
+- out: ``{"event": "mark", "name": "..."}`` after each sentence,
+  ``{"event": "clear"}`` on barge-in (drop what you buffered) and
+  ``{"event": "transfer", "to": "+15550100"}`` when the agent transfers the
+  call (the gateway dials on; we close the stream after it). The agent
+  hanging up closes the WebSocket.
 """
 
 from __future__ import annotations
@@ -16,7 +19,16 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
-from media_server.telephony.line import Audio, Dtmf, LineError, LineEvent, Marked, Started, Stopped
+from media_server.telephony.line import (
+    Audio,
+    Dtmf,
+    LineError,
+    LineEvent,
+    Marked,
+    Started,
+    Stopped,
+    TransferFailed,
+)
 from media_server.telephony.twilio import DTMF_DIGITS
 
 RATE = 16000
@@ -99,3 +111,9 @@ class PcmWsCarrier:
 
     def wire(self, send_str: Callable, send_bytes: Callable, stream_id: str) -> PcmWire:
         return PcmWire(send_str, send_bytes)
+
+    async def transfer(self, started: Started, number: str, send_str: Callable) -> None:
+        try:
+            await send_str(json.dumps({"event": "transfer", "to": number}))
+        except (ConnectionError, RuntimeError) as exc:  # the stream closed under us
+            raise TransferFailed("the line is gone") from exc

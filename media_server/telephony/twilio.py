@@ -15,7 +15,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from media_server.telephony import mulaw
+from media_server.telephony import mulaw, twilio_rest
 from media_server.telephony.line import Audio, Dtmf, LineError, LineEvent, Marked, Started, Stopped
 
 RATE = 8000
@@ -63,7 +63,9 @@ def _parse(message: str | bytes) -> LineEvent | None:
         if not isinstance(raw_params, dict):
             raise LineError("'customParameters' must be an object")
         params = {str(k)[:_MAX_NAME]: str(v)[:1024] for k, v in list(raw_params.items())[:32]}
-        return Started(_text(start, "streamSid"), _text(start, "callSid"), params)
+        account = start.get("accountSid", "")
+        account = account if isinstance(account, str) and len(account) <= _MAX_NAME else ""
+        return Started(_text(start, "streamSid"), _text(start, "callSid"), params, account)
     if event == "media":
         media = _obj(data, "media")
         if media.get("track", "inbound") != "inbound":
@@ -132,5 +134,16 @@ class TwilioCarrier:
     encode = staticmethod(mulaw.encode)
     parse = staticmethod(parse)
 
+    def __init__(self, api_base: str = "https://api.twilio.com", auth_token: str = "") -> None:
+        self._api_base = api_base
+        self._auth_token = auth_token
+
     def wire(self, send_str: Callable, send_bytes: Callable, stream_id: str) -> TwilioWire:
         return TwilioWire(send_str, stream_id)
+
+    async def transfer(self, started: Started, number: str, send_str: Callable) -> None:
+        """Twilio's REST API swaps the call's TwiML for a <Dial>: the stream
+        stops and the caller rings ``number``."""
+        await twilio_rest.dial(
+            self._api_base, self._auth_token, started.account, started.call_id, number
+        )

@@ -64,6 +64,9 @@ class Tool:
     atomic: bool = False  # writes: runs to its end once started (see module doc)
     # False while the tool cannot be called (its MCP server is restarting).
     available: Callable[[], bool] = field(default=lambda: True)
+    # Runs only once the caller has heard what was said before it (a transfer
+    # cuts the line: "I'm putting you through" must reach them first).
+    heard_first: bool = False
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -90,29 +93,47 @@ def check_schema(schema: Any, where: str) -> None:
 class Toolbox:
     """One agent's tools (shared by its sessions; holds no per-call state)."""
 
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+    def __init__(self, tools: Iterable[Tool] = (), *, base: Toolbox | None = None) -> None:
         self._tools: dict[str, Tool] = {}
+        self._base = base
         for tool in tools:
             self.add(tool)
+
+    def with_tools(self, *tools: Tool) -> Toolbox:
+        """A box for one call: this one's tools (read live: an MCP server's
+        arrive late) plus ``tools``, which hide any of this box's of the
+        same name (a call's own tool wins); this box is left as it was."""
+        return Toolbox(tools, base=self)
 
     def add(self, tool: Tool) -> None:
         if tool.name in self._tools:
             raise ValueError(f"two tools are named {tool.name!r}")
         self._tools[tool.name] = tool
 
+    def _all(self) -> dict[str, Tool]:
+        if self._base is None:
+            return self._tools
+        # A base tool named like one of ours stays hidden: ours win.
+        return {**self._base._all(), **self._tools}
+
     def __len__(self) -> int:
-        return len(self._tools)
+        return len(self._all())
 
     def __contains__(self, name: str) -> bool:
-        return name in self._tools
+        return name in self._tools or (self._base is not None and name in self._base)
+
+    def wants_heard(self, calls: Iterable[ToolCall]) -> bool:
+        """Whether any of ``calls`` must wait until the words before it were heard."""
+        tools = self._all()
+        return any(c.name in tools and tools[c.name].heard_first for c in calls)
 
     def specs(self) -> tuple[dict[str, Any], ...]:
         """What the model is offered now (tools that cannot run are left out)."""
-        return tuple(t.spec() for t in self._tools.values() if t.available())
+        return tuple(t.spec() for t in self._all().values() if t.available())
 
     async def call(self, call: ToolCall) -> ToolResult:
         """Run one call to its result; never raises but CancelledError."""
-        tool = self._tools.get(call.name)
+        tool = self._all().get(call.name)
         if tool is None:
             return ToolResult.error(f"there is no tool named {call.name!r}")
         if not tool.available():

@@ -48,7 +48,9 @@ Knobs beyond the common ones in ``http_fake.Knobs``:
   first ``delta.tool_calls`` piece with ``index``, ``id``, ``type`` and the
   name (arguments ``""``), then the arguments JSON in small pieces, then
   ``finish_reason: "tool_calls"``. None or [] means answer in words.
-  Needs ``tools`` in the request, as the real API does.
+  Needs ``tools`` in the request, as the real API does. ``tool_preamble``:
+  words streamed as ``content`` before the calls, as a model that says
+  "Let me check." first does.
 - ``reject_tools``: answer 400 to any request with ``tools``, as Ollama does
   for a model that cannot call them ("... does not support tools")
 """
@@ -97,6 +99,7 @@ class OpenAIKnobs(Knobs):
     stream_error_after_tokens: int | None = None
     speech_seconds: float = 1.0
     tool_calls: Callable[[dict[str, Any]], list[dict[str, Any]] | None] | None = None
+    tool_preamble: str = ""  # words streamed before the calls ("Let me check.")
     reject_tools: bool = False
 
 
@@ -362,6 +365,7 @@ class OpenAIFake(FakeServer):
             )
 
         events = [chunk({"role": "assistant", "content": None})]
+        events += [chunk({"content": t}) for t in tokens_of(self.knobs.tool_preamble)]
         for index, call in enumerate(wire):
             first = {**call, "function": {"name": call["function"]["name"], "arguments": ""}}
             events.append(chunk({"tool_calls": [{"index": index, **first}]}))

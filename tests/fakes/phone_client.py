@@ -80,6 +80,7 @@ class PhoneClient:
     audio: list[Heard] = field(default_factory=list)
     marks_echoed: list[tuple[float, str]] = field(default_factory=list)
     clears: list[float] = field(default_factory=list)
+    others: list[tuple[float, dict]] = field(default_factory=list)  # e.g. a transfer
     close_code: int | None = None
 
     def __post_init__(self) -> None:
@@ -231,6 +232,8 @@ class PhoneClient:
             for name, handle in list(self._pending_marks.items()):
                 handle.cancel()
                 self._echo_mark(name)
+        else:
+            self.others.append((now, data))
 
     def _play(self, now: float, pcm: bytes) -> None:
         self.audio.append(Heard(now, pcm))

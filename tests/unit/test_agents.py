@@ -54,6 +54,8 @@ prompt = "Sell."
         ('[agents.x]\nname="X"\ndescription="d"\nprompt="p"\npersona="pirate"', "persona"),
         ('[agents.x]\nname="X"\ndescription="d"\nprompt="p"\nvoice="a"', "unknown field"),
         ('[agents."Bad Id"]\nname="X"\ndescription="d"\nprompt="p"', "agent id"),
+        ('[agents.x]\nname="X"\ndescription="d"\nprompt="p"\ntransfer_number="5550100"', "like"),
+        ('[agents.x]\nname="X"\ndescription="d"\nprompt="p"\ntransfer_number=1', "transfer"),
     ],
 )
 def test_bad_agent_files_name_the_problem(text, fragment):
@@ -64,3 +66,9 @@ def test_bad_agent_files_name_the_problem(text, fragment):
 def test_missing_file_is_a_clear_error(tmp_path: Path):
     with pytest.raises(AgentConfigError, match="cannot read"):
         load_agents(tmp_path / "nope.toml")
+
+
+def test_a_transfer_number_is_read_from_the_agents_file():
+    text = '[agents.x]\nname="X"\ndescription="d"\nprompt="p"\ntransfer_number=" +15550100 "'
+    assert parse_agents_toml(text)["x"].transfer_number == "+15550100"
+    assert BUILTIN_AGENTS["receptionist"].transfer_number == ""  # no transfer unless set

@@ -51,7 +51,7 @@ def test_the_messages_twilio_sends_are_read() -> None:
         "customParameters": {"token": "t", "agent": "sales"},
     }
     assert twilio.parse(_msg(event="start", sequenceNumber="1", start=start, streamSid=SID)) == (
-        Started(SID, "CA1", {"token": "t", "agent": "sales"})
+        Started(SID, "CA1", {"token": "t", "agent": "sales"}, account="AC1")
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
