@@ -67,11 +67,16 @@ class AgentActing:
             await http.close()
             await db.close()
             raise
+        tools = ", ".join(f"{a}={len(b)}" for a, b in toolboxes.items()) or "none"
         log.info(
             "agents' database %s (schema %d); tools: %s",
             db.path,
             db.schema_version,
-            ", ".join(f"{a}={len(b)}" for a, b in toolboxes.items()) or "none",
+            tools,
+            extra={
+                "event": "agents_database",
+                "fields": {"path": str(db.path), "schema": db.schema_version, "tools": tools},
+            },
         )
         return cls(db, toolboxes, http, mcp)
 

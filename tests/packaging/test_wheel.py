@@ -136,14 +136,26 @@ async def test_the_installed_wheel_serves_the_whole_page(wheel: Path, tmp_path: 
     assert process.returncode == 0
     # LOG_FORMAT=json: everything it wrote is one JSON object a line.
     events = [json.loads(line)["event"] for line in lines]
-    assert events[0] == "listening" and events[-1] == "shutting_down", events
+    # Start-up lines (the agents' database) come before "listening"; each
+    # carries an event name, not its message.
+    assert "listening" in events and events[-1] == "shutting_down", events
+    assert events.index("listening") < events.index("http_request"), events
+    assert all(" " not in event for event in events), events
     # Every file of the page was loaded, byte for byte what the source has.
     shipped = {f"/static/{p.relative_to(PAGE_DIR)}" for p in PAGE_DIR.rglob("*") if p.is_file()}
     assert set(bodies) - {"/"} == shipped - {"/static/index.html"}  # served as /
     for path in set(bodies) - {"/"}:
         assert bodies[path] == (PAGE_DIR / path.removeprefix("/static/")).read_bytes(), path
     assert bodies["/"] == (PAGE_DIR / "index.html").read_bytes()
-    assert not any(empty.iterdir())  # it wrote nothing where it was started
+    # Where it was started it wrote its agents' database (the default
+    # DATABASE_URL, data/voice-agent.db) and nothing else.
+    assert [p.name for p in empty.iterdir()] == ["data"]
+    assert {p.name for p in (empty / "data").iterdir()} <= {
+        "voice-agent.db",
+        "voice-agent.db-wal",
+        "voice-agent.db-shm",
+        "voice-agent.db-journal",
+    }
 
 
 def test_uvx_runs_the_wheel(wheel: Path, tmp_path: Path):
