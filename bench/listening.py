@@ -21,7 +21,7 @@ speaker, as a speakerphone without echo cancellation does:
   the client got (transport included).
 
 Configurations side by side in one run: ``webrtcvad`` with no echo guard
-(the old behaviour) and the default (Silero, ECHO_GUARD=aec).
+(the old behaviour) and the new listening (Silero, ECHO_GUARD=aec).
 
     uv run python -m bench.listening [--quick]
 """
@@ -52,7 +52,7 @@ REPLY = (
 )
 CONFIGS = {
     "webrtcvad, no guard": {"VAD_PROVIDER": "webrtcvad", "ECHO_GUARD": "off"},
-    "silero + aec (default)": {"VAD_PROVIDER": "silero", "ECHO_GUARD": "aec"},
+    "silero + aec": {"VAD_PROVIDER": "silero", "ECHO_GUARD": "aec"},
 }
 ECHOES = [(-6, 30), (-6, 150), (-12, 80), (-20, 150)]
 RATE = 48000
