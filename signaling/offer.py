@@ -41,22 +41,22 @@ from signaling.tokens import CheckedToken, TokenError, TokenVerifier
 log = logging.getLogger(__name__)
 
 
-def _reject(status: int, code: str, message: str, **headers: str) -> _Reject:
+def _reject(status: int, code: str, message: str, **headers: str) -> Reject:
     response = json_error(status, code, message, **headers)
     # The body was not read (or not all of it): close the connection after
     # the answer instead of keeping it alive behind unread bytes. aiohttp
     # still drains a little (lingering close) so the client sees the answer.
     response.force_close()
-    return _Reject(response)
+    return Reject(response)
 
 
-def _too_large() -> _Reject:
+def _too_large() -> Reject:
     reject = _reject(413, "body_too_large", f"Body is larger than {MAX_BODY_BYTES} bytes.")
     reject.abort = True
     return reject
 
 
-async def _admit(request: web.Request) -> None:
+async def admit(request: web.Request) -> None:
     """Checks that need no body: shutdown, per-IP rate, Origin (DESIGN.md §8)."""
     app = request.app
     if app[REGISTRY_KEY].closing:
@@ -102,9 +102,9 @@ async def _read_offer(request: web.Request) -> dict[str, Any]:
     try:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise _Reject(json_error(400, "bad_json", "The body is not valid JSON.")) from None
+        raise Reject(json_error(400, "bad_json", "The body is not valid JSON.")) from None
     if not isinstance(body, dict):
-        raise _Reject(json_error(400, "bad_request", "The body must be a JSON object."))
+        raise Reject(json_error(400, "bad_request", "The body must be a JSON object."))
     return body
 
 
@@ -120,7 +120,7 @@ async def _read_capped(request: web.Request) -> bytes:
     return b"".join(chunks)
 
 
-class _Reject(Exception):
+class Reject(Exception):
     def __init__(self, response: web.Response) -> None:
         super().__init__(response.status)
         self.response = response
@@ -140,7 +140,7 @@ async def offer(request: web.Request) -> web.Response:
     m: Metrics = app[METRICS_KEY]
     try:
         response = await _answer_offer(request)
-    except _Reject as reject:
+    except Reject as reject:
         response = reject.response
         if reject.abort:
             m.offers_rejected.labels(status=str(response.status)).inc()
@@ -156,7 +156,7 @@ async def offer(request: web.Request) -> web.Response:
 
 async def _answer_offer(request: web.Request) -> web.Response:
     app = request.app
-    await _admit(request)
+    await admit(request)
     body = await _read_offer(request)
     verifier: TokenVerifier | None = app[TOKENS_KEY]
     token: CheckedToken | None = None
@@ -207,7 +207,7 @@ async def _answer_offer(request: web.Request) -> web.Response:
             settings=app[SETTINGS_KEY],
             providers=app[PROVIDERS_KEY],
             metrics=m,
-            on_closed=functools.partial(_session_closed, registry, m),
+            on_closed=functools.partial(session_closed, registry, m),
             vad_pool=app[VAD_POOL_KEY],
             acting=acting,
         )
@@ -259,7 +259,7 @@ async def _spend(
     return None
 
 
-def _shared_unavailable(exc: SharedStateUnavailable) -> _Reject:
+def _shared_unavailable(exc: SharedStateUnavailable) -> Reject:
     log.warning("offer refused: shared state unavailable (%s)", exc)
     return _reject(
         503,
@@ -269,6 +269,6 @@ def _shared_unavailable(exc: SharedStateUnavailable) -> _Reject:
     )
 
 
-def _session_closed(registry: SessionRegistry, m: Metrics, session: VoiceSession) -> None:
+def session_closed(registry: SessionRegistry, m: Metrics, session: VoiceSession) -> None:
     registry.remove(session)
     m.sessions_active.dec()

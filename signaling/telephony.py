@@ -26,8 +26,8 @@ from media_server.telephony.line import Carrier, LineError, Started
 from media_server.telephony.pcm_ws import PcmWsCarrier
 from media_server.telephony.twilio import TwilioCarrier
 from media_server.tools.registry import Toolbox
-from signaling.offer import _admit as admit
-from signaling.offer import _Reject as Rejected
+from signaling.offer import Reject as Rejected
+from signaling.offer import admit, session_closed
 from signaling.registry import CapacityError, SessionRegistry
 from signaling.shared import SharedState, SharedStateUnavailable
 from signaling.state import (
@@ -187,7 +187,7 @@ async def _open_call(
             settings=app[SETTINGS_KEY],
             providers=app[PROVIDERS_KEY],
             metrics=m,
-            on_closed=functools.partial(_closed, registry, m),
+            on_closed=functools.partial(session_closed, registry, m),
             vad_pool=app[VAD_POOL_KEY],
             transport=line,
             acting=acting,
@@ -237,8 +237,3 @@ async def _pump(ws: web.WebSocketResponse, carrier: Carrier, line: PhoneLine) ->
             continue
         if not line.feed(event):
             return
-
-
-def _closed(registry: SessionRegistry, m: Metrics, session: VoiceSession) -> None:
-    registry.remove(session)
-    m.sessions_active.dec()
