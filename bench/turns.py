@@ -533,8 +533,12 @@ async def _run_timeline(
                     record["skipped"] = "max_speculative"
                     continue
                 turn_asked += 1
+                # As the server's InterimTranscripts does: the pause waits for
+                # words that are on their way (up to the longest wait).
+                listener.transcript_requested(d.pause)
                 text = await hear(PauseContext(rendered, d.pcm, now, since))
                 if not text:
+                    listener.transcript_missing(d.pause)
                     record["skipped"] = "no words"
                     continue
                 reading = listener.end_of_turn.reading(text)

@@ -84,6 +84,7 @@ class InterimTranscripts:
         self._task = asyncio.create_task(
             self._hear(pause.pause, source, covers_turn), name=f"{self._label}-interim"
         )
+        self._listener.transcript_requested(pause.pause)
 
     def turn_over(self) -> None:
         """The turn ended (or was dropped): nothing pending matters any more."""
@@ -130,9 +131,13 @@ class InterimTranscripts:
             log.info("%s: interim transcript failed (%r)", self._label, exc)
             if isinstance(exc, ProviderError) and not exc.retryable:
                 self._max_speculative = 0
+            self._listener.transcript_missing(pause)
             return
         text = transcript.text.strip()
-        if not text or not self._listener.interim_transcript(pause, text, covers_turn=covers_turn):
+        if not text:
+            self._listener.transcript_missing(pause)
+            return
+        if not self._listener.interim_transcript(pause, text, covers_turn=covers_turn):
             return
         conversation = self._conversation
         shown = f"{conversation.carried_text} {text}".strip()

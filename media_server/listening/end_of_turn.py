@@ -7,8 +7,9 @@
   after ``VAD_SILENCE_MS``, the shortest pause;
 - an unfinished one (trailing "for", "and", "um", "my number is 555…")
   keeps listening up to ``TURN_MAX_WAIT_MS``;
-- no transcript yet, or one it cannot read (another language, one short
-  word), waits ``TURN_SILENCE_MS``, as ``silence`` would.
+- no transcript (none on its way, or it failed), or one it cannot read
+  (another language, one short word), waits ``TURN_SILENCE_MS``, as
+  ``silence`` would; while one is on its way the listener waits for it.
 
 The reading is ``completion.completion``; this module only maps it to a wait.
 """

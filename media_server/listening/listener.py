@@ -166,6 +166,7 @@ class Listener:
         self._pause = 0  # bumped at each pause and each resumption
         self._in_pause = False
         self._heard: _Heard | None = None
+        self._awaited_pause: int | None = None  # its transcript is on its way
 
     @classmethod
     def from_settings(
@@ -210,6 +211,19 @@ class Listener:
         # Read once here, not at every 20 ms frame of the pause that asks.
         self._heard = _Heard(pause, text, covers_turn, self.end_of_turn.reading(text))
         return True
+
+    def transcript_requested(self, pause: int) -> None:
+        """A transcript of the turn up to ``pause`` is on its way. Until it
+        comes, that pause waits up to the longest wait instead of the default:
+        a slow decode (Whisper on a busy core) must not cut an unfinished
+        sentence at the default wait just because its words are late."""
+        self._awaited_pause = pause
+
+    def transcript_missing(self, pause: int) -> None:
+        """That transcript will not come (failed, timed out, no words): the
+        pause is read as one with no words (the default wait)."""
+        if self._awaited_pause == pause:
+            self._awaited_pause = None
 
     def feed(self, pcm: bytes, now: float, *, agent_has_floor: bool) -> list[Decision]:
         """Process PCM whose last sample ends at ``now``."""
@@ -320,7 +334,10 @@ class Listener:
             return eot.default_wait_ms  # a backchannel is not a sentence
         if self._segmenter.speech_ms < self._min_speech_ms:
             return eot.min_wait_ms  # a blip: dropped as soon as it is over
-        return eot.wait_ms(self._reading())
+        reading = self._reading()
+        if reading is None and self._awaited_pause == self._pause:
+            return eot.max_wait_ms  # the words are on their way: wait for them
+        return eot.wait_ms(reading)
 
     def _on_turn_audio(self, pcm: bytes) -> None:
         """The segmenter's audio of the turn in progress: decode it now."""

@@ -125,3 +125,15 @@ async def test_an_answer_for_a_pause_the_person_talked_past_is_dropped():
     await asyncio.sleep(0.3)
     assert rig.sent == [] and rig.heard == 0
     await rig.interim.aclose()
+
+
+async def test_a_failed_transcript_lets_the_pause_end_at_the_default_wait():
+    # While a transcript is on its way the pause waits for it; once it has
+    # failed, the turn ends at the default wait instead of the longest one.
+    stt = FakeSTT("unused", faults=[fail(ProviderError("stt", "timeout"), on=None)])
+    rig = Rig(stt)
+    await rig.play(speech(1.0) + silence(2.5))
+    (ended,) = [d for d in rig.decisions if isinstance(d, TurnEnded)]
+    waited_ms = (ended.utterance.turn_ended_at - ended.utterance.speech_ended_at) * 1000
+    assert waited_ms < rig.listener.end_of_turn.max_wait_ms - 100
+    await rig.interim.aclose()

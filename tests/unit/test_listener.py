@@ -312,6 +312,49 @@ def test_a_late_transcript_ends_the_turn_as_soon_as_it_arrives():
     assert 280 <= ended_after_speech_ms(c, out) <= 320
 
 
+class SlowTranscriber(Transcriber):
+    """Says that each transcript is on its way, as InterimTranscripts does."""
+
+    def play(self, pcm: bytes, words: str = "") -> list:
+        out = []
+        for i in range(0, len(pcm), FRAME):
+            frame_out = super().play(pcm[i : i + FRAME])
+            for decision in frame_out:
+                if isinstance(decision, PauseHeard):
+                    self.clocked.listener.transcript_requested(decision.pause)
+            out += frame_out
+        return out
+
+
+def test_an_unfinished_sentence_is_not_cut_while_its_words_are_on_their_way():
+    c = make(end_of_turn=LEXICAL)
+    t = SlowTranscriber(c, [], delay_frames=30)  # the words come 600 ms after the pause
+    out = say(t, "I'd like to book an appointment for", 1.2) + t.play(silence(1.0))
+    assert of(out, TurnEnded) == []  # not cut at the default 500 ms
+    out += say(t, "next Tuesday.", 0.6) + t.play(silence(2.5))
+    (ended,) = of(out, TurnEnded)
+    assert ended.transcript == "I'd like to book an appointment for next Tuesday."
+
+
+def test_a_finished_sentence_whose_words_are_late_ends_when_they_come():
+    c = make(end_of_turn=LEXICAL)
+    t = SlowTranscriber(c, [], delay_frames=30)
+    out = say(t, "Can I pay by card?", 1.0) + t.play(silence(2.5))
+    assert 660 <= ended_after_speech_ms(c, out) <= 720
+
+
+def test_a_transcript_that_will_not_come_leaves_the_default_wait():
+    c = make(end_of_turn=LEXICAL)
+    out = c.play(speech(1.0) + silence(0.1))
+    (heard,) = of(out, PauseHeard)
+    c.listener.transcript_requested(heard.pause)
+    out = c.play(silence(0.5))
+    assert of(out, TurnEnded) == []  # still waiting for the words at 600 ms
+    c.listener.transcript_missing(heard.pause)
+    (ended,) = of(c.play(silence(0.04)), TurnEnded)
+    assert ended.transcript is None
+
+
 def test_words_from_before_the_person_went_on_are_not_the_turns():
     c = make(end_of_turn=LEXICAL)
     t = Transcriber(c, [])
