@@ -13,8 +13,11 @@ delay up to half a second (normalized cross-correlation at 4 kHz)?
 - ``absent``: for ``ABSENT_AFTER`` looks while the agent spoke, no echo:
   the microphone's audio goes on as it comes (the detector keeps looking:
   the person may switch to a speaker);
-- ``found``: an echo; cancelled audio for the rest of the call (the echo
-  path is the client's device).
+- ``found``: two looks in a row correlate at the same delay (within
+  ``SAME_DELAY_S``): an echo; cancelled audio for the rest of the call (the
+  echo path is the client's device). One look is not enough: a person's
+  voice against the agent's reaches ~0.4 now and then, at a delay that
+  wanders, while an echo comes back at one steady delay.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ MAX_DELAY_S = 0.5
 THRESHOLD = 0.4
 QUIET = 1e-6  # mean square (full scale 1): nothing to judge
 ABSENT_AFTER = 4  # looks (of JUDGE_EVERY_S) while the agent spoke, with no echo
+SAME_DELAY_S = 0.005  # two looks at an echo find it this close in delay
 
 
 def _shape(x: np.ndarray) -> np.ndarray:
@@ -42,13 +46,13 @@ def _loud(x: np.ndarray) -> bool:
     return x.size > 0 and float(np.mean(x * x)) >= QUIET
 
 
-def echo_correlation(near: np.ndarray, reference: np.ndarray) -> float:
+def echo_correlation(near: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     """The best normalized correlation of ``near`` with ``reference`` (16 kHz
     s16 samples; ``reference`` starts ``MAX_DELAY_S`` before ``near`` and ends
-    with it), over every delay from 0 to ``MAX_DELAY_S``."""
+    with it), over every delay from 0 to ``MAX_DELAY_S``, and that delay (s)."""
     a, b = _shape(near), _shape(reference)
     if b.size < a.size or not _loud(a) or not _loud(b):
-        return 0.0
+        return 0.0, 0.0
     size = 1 << int(np.ceil(np.log2(a.size + b.size)))
     # corr[k] = sum_t a[t] * b[t + k]: near against the reference from offset k.
     corr = np.fft.irfft(np.conj(np.fft.rfft(a, size)) * np.fft.rfft(b, size), size)
@@ -56,7 +60,10 @@ def echo_correlation(near: np.ndarray, reference: np.ndarray) -> float:
     energy = np.concatenate([[0.0], np.cumsum(b * b)])
     window_energy = energy[a.size : a.size + lags] - energy[:lags]
     norm = np.sqrt(np.maximum(window_energy, 1e-12) * float(np.dot(a, a)))
-    return float(np.max(corr[:lags] / norm))
+    scores = corr[:lags] / norm
+    best = int(np.argmax(scores))
+    # Offset ``best`` into the reference is a delay of (lags - 1 - best) samples.
+    return float(scores[best]), (lags - 1 - best) * DECIMATE / 16000
 
 
 class EchoDetector:
@@ -64,6 +71,7 @@ class EchoDetector:
         self._rate = rate
         self.state = "unknown"  # "absent" | "found"
         self._misses = 0  # looks while the agent spoke that found no echo
+        self._echo_delay: float | None = None  # the last look's, if it correlated
         self.best = 0.0  # the highest correlation seen (the bench reports it)
 
     @property
@@ -79,11 +87,15 @@ class EchoDetector:
         was played from ``lookback`` samples before them to their end."""
         if self.state == "found":
             return self.state
-        score = echo_correlation(near, reference)
+        score, delay = echo_correlation(near, reference)
         self.best = max(self.best, score)
         if score >= THRESHOLD:
-            self.state = "found"
-        elif _loud(_shape(reference[-near.size :])):  # the agent spoke, and no echo of it
+            last, self._echo_delay = self._echo_delay, delay
+            if last is not None and abs(delay - last) <= SAME_DELAY_S:
+                self.state = "found"
+            return self.state
+        self._echo_delay = None
+        if _loud(_shape(reference[-near.size :])):  # the agent spoke, and no echo of it
             self._misses += 1
             if self._misses >= ABSENT_AFTER:
                 self.state = "absent"

@@ -47,10 +47,12 @@ REFERENCE_KEEP_S = 2.0
 # lost for good) is it re-anchored.
 MAX_LATE_S = 0.3
 LATE_FOR_S = 2.0
-REFERENCE_RATE = 48000
-JUDGE_EVERY_S = (
-    0.25  # how often to look for an echo until one is found  # the outbound track's rate
-)
+REFERENCE_RATE = 48000  # the outbound track's rate
+# How often to look for an echo: often until the detector has decided; once
+# it found the client cancels its own echo, seldom (only in case the person
+# switches to a speaker mid-call): each look costs ~1 ms.
+JUDGE_EVERY_S = 0.25
+JUDGE_ABSENT_EVERY_S = 1.0
 
 
 class ReferenceTimeline:
@@ -111,31 +113,31 @@ def _slices(lo: int, hi: int, size: int) -> list[tuple[int, int]]:
     return out
 
 
-class Decimator:
-    """48 kHz s16le -> 16 kHz, through a 47-tap low-pass (7 kHz) that keeps
-    its state across frames: the reference must match the microphone's band,
-    which the inbound resampler filters properly (a bare mean of 3 samples
-    aliases, and the canceller cannot model what aliasing adds)."""
+def _low_pass_phases() -> list[np.ndarray]:
+    """A 47-tap low-pass (7 kHz at 48 kHz), padded to 48 taps and split into
+    its three phases, so decimating by 3 computes only the kept outputs."""
+    n = np.arange(DECIMATOR_TAPS) - (DECIMATOR_TAPS - 1) / 2
+    kernel = np.sinc(2 * 7000 / REFERENCE_RATE * n) * np.hamming(DECIMATOR_TAPS)
+    padded = np.zeros(DECIMATOR_TAPS + 1)
+    padded[:DECIMATOR_TAPS] = kernel / kernel.sum()
+    return [padded[r::3].copy() for r in range(3)]
 
-    TAPS = 47
 
-    def __init__(self) -> None:
-        n = np.arange(self.TAPS) - (self.TAPS - 1) / 2
-        kernel = np.sinc(2 * 7000 / REFERENCE_RATE * n) * np.hamming(self.TAPS)
-        self._kernel = kernel / kernel.sum()
-        self._history = np.zeros(self.TAPS - 1)
-        self._phase = 0  # input samples to skip before the next kept one
+DECIMATOR_TAPS = 47
+_PHASES = _low_pass_phases()
 
-    def convert(self, pcm: bytes) -> np.ndarray:
-        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-        joined = np.concatenate([self._history, samples])
-        # Only the kept outputs are computed (the kernel is symmetric, so this
-        # is the convolution).
-        windows = np.lib.stride_tricks.sliding_window_view(joined, self.TAPS)
-        kept = windows[self._phase :: 3] @ self._kernel
-        self._history = joined[-(self.TAPS - 1) :]
-        self._phase = (self._phase - samples.size) % 3
-        return np.clip(np.round(kept), -32768, 32767).astype(np.int16)
+
+def decimate(raw48k: np.ndarray, count: int) -> np.ndarray:
+    """``count`` 16 kHz samples from 48 kHz ones: output ``i`` filters input
+    ``3i .. 3i + 47`` (``raw48k`` holds ``3 * count + 45`` samples). The
+    reference must match the microphone's band, which the inbound resampler
+    filters properly: a bare mean of 3 samples aliases, and the canceller
+    cannot model what aliasing adds."""
+    x = raw48k.astype(np.float64)
+    out = np.zeros(count)
+    for r, taps in enumerate(_PHASES):
+        out += np.correlate(x[r::3][: count + taps.size - 1], taps, "valid")
+    return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
 
 
 class EchoGuard:
@@ -148,8 +150,10 @@ class EchoGuard:
         comes."""
         self._make_canceller = make_canceller
         self._canceller: Canceller | None = None
-        self.reference = ReferenceTimeline()
-        self._decimator = Decimator()
+        # What was played, kept as it left (48 kHz): it is filtered down to
+        # the microphone's rate only where it is read, so a client found to
+        # cancel its own echo costs a copy per frame, not a filter.
+        self.reference = ReferenceTimeline(rate=REFERENCE_RATE)
         self._anchor: int | None = None  # inbound timeline: absolute index of its next sample
         self._pending = b""
         self.detector = EchoDetector()
@@ -169,7 +173,12 @@ class EchoGuard:
         """A frame of the agent's voice left the server at clock time ``at``."""
         if self._make_canceller is None:
             return
-        self.reference.add(self._decimator.convert(pcm48k), at)
+        self.reference.add(np.frombuffer(pcm48k, dtype="<i2"), at)
+
+    def played_16k(self, begin: int, count: int) -> np.ndarray:
+        """What was played from 16 kHz sample index ``begin`` on, at 16 kHz."""
+        taps = DECIMATOR_TAPS - 1
+        return decimate(self.reference.read(3 * begin - taps, 3 * count + taps - 1), count)
 
     def clean(self, pcm: bytes, now: float) -> bytes:
         """Inbound 16 kHz s16le mono whose last sample arrived at ``now``,
@@ -194,8 +203,9 @@ class EchoGuard:
         if self._canceller is None:
             self._canceller = self._make_canceller()
         out = []
+        played = self.played_16k(first, whole // 2)
         for n, offset in enumerate(range(0, whole, FRAME_BYTES)):
-            reference = self.reference.read(first + n * FRAME_SAMPLES, FRAME_SAMPLES)
+            reference = played[n * FRAME_SAMPLES : (n + 1) * FRAME_SAMPLES]
             out.append(
                 self._canceller.process(reference.tobytes(), data[offset : offset + FRAME_BYTES])
             )
@@ -207,7 +217,8 @@ class EchoGuard:
 
     def _listen_for_echo(self, heard: bytes, end: int) -> None:
         """Keep the last half second heard (ending at absolute index ``end``)
-        and, every ``JUDGE_EVERY_S``, ask the detector whether it holds the
+        and, every ``JUDGE_EVERY_S`` (``JUDGE_ABSENT_EVERY_S`` once it found
+        none), ask the detector whether it holds the
         agent's voice."""
         detector = self.detector
         if detector.state == "found":
@@ -215,16 +226,17 @@ class EchoGuard:
         samples = np.frombuffer(heard, dtype="<i2")
         self._recent = np.concatenate([self._recent, samples])[-detector.window :]
         self._unjudged += samples.size
-        if self._unjudged >= JUDGE_EVERY_S * RATE:
+        every_s = JUDGE_ABSENT_EVERY_S if detector.state == "absent" else JUDGE_EVERY_S
+        if self._unjudged >= every_s * RATE:
             self._unjudged = 0
             span = self._recent.size + detector.lookback
-            detector.judge(self._recent, self.reference.read(end - span, span))
+            detector.judge(self._recent, self.played_16k(end - span, span))
 
     def _place(self, samples: int, end: float) -> int:
         """The absolute index of the first of ``samples`` inbound samples
         ending at clock time ``end``: the inbound stream's own running count,
         from the earliest it arrived (see ``MAX_LATE_S``)."""
-        on_clock = self.reference.index(end) - samples
+        on_clock = round(end * RATE) - samples
         if self._anchor is None or on_clock < self._anchor:
             self._anchor = on_clock  # earlier than ever: less network delay
         elif on_clock - self._anchor > MAX_LATE_S * RATE:
