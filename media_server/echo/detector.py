@@ -66,6 +66,15 @@ def echo_correlation(near: np.ndarray, reference: np.ndarray) -> tuple[float, fl
     return float(scores[best]), (lags - 1 - best) * DECIMATE / 16000
 
 
+def _gain(near: np.ndarray, reference: np.ndarray, delay_s: float, rate: int) -> float:
+    """The echo's amplitude against what was played ``delay_s`` before it."""
+    shift = round(delay_s * rate)
+    stop = reference.size - shift
+    played = reference[stop - near.size : stop].astype(np.float64)
+    heard = near.astype(np.float64)
+    return float(np.sqrt(np.dot(heard, heard) / max(np.dot(played, played), 1.0)))
+
+
 class EchoDetector:
     def __init__(self, rate: int = 16000) -> None:
         self._rate = rate
@@ -73,6 +82,10 @@ class EchoDetector:
         self._misses = 0  # looks while the agent spoke that found no echo
         self._echo_delay: float | None = None  # the last look's, if it correlated
         self.best = 0.0  # the highest correlation seen (the bench reports it)
+        # Once found: the echo's delay (s) and its level against what was
+        # played (amplitude ratio), from the looks that found it.
+        self.delay_s = 0.0
+        self.gain = 0.0
 
     @property
     def window(self) -> int:
@@ -91,8 +104,12 @@ class EchoDetector:
         self.best = max(self.best, score)
         if score >= THRESHOLD:
             last, self._echo_delay = self._echo_delay, delay
+            gain = _gain(near, reference, delay, self._rate)
             if last is not None and abs(delay - last) <= SAME_DELAY_S:
                 self.state = "found"
+                self.delay_s, self.gain = delay, max(gain, self.gain)
+            else:
+                self.gain = gain
             return self.state
         self._echo_delay = None
         if _loud(_shape(reference[-near.size :])):  # the agent spoke, and no echo of it

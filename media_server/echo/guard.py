@@ -53,6 +53,12 @@ REFERENCE_RATE = 48000  # the outbound track's rate
 # switches to a speaker mid-call): each look costs ~1 ms.
 JUDGE_EVERY_S = 0.25
 JUDGE_ABSENT_EVERY_S = 1.0
+# A 10 ms frame this much louder (energy; 10 dB) than the loudest the echo can
+# be within PREDICT_SPREAD_FRAMES of its delay is the person, and if the
+# canceller removed more than MOSTLY_REMOVED of it (6 dB), it is passed as heard.
+LOUDER_THAN_ECHO = 10.0
+PREDICT_SPREAD_FRAMES = 3
+MOSTLY_REMOVED = 0.25
 
 
 class ReferenceTimeline:
@@ -213,7 +219,33 @@ class EchoGuard:
         self._listen_for_echo(data[:whole], first + whole // 2)
         if self.detector.state == "absent":
             return data[:whole]  # no echo in this microphone: the person as they come
+        if self.detector.state == "found":
+            self._let_the_person_through(data[:whole], out, first)
         return b"".join(out)  # (until it knows, or once it found one: cancelled)
+
+    def _let_the_person_through(self, heard: bytes, cleaned: list[bytes], first: int) -> None:
+        """AEC3 still learning (its first seconds) mutes whatever the
+        microphone hears over the agent's voice, the person's first words
+        with it (a talk-over 1.5 s into a call was heard 0.3 s late). Where
+        the microphone is far louder than the echo can be (its level and
+        delay are the detector's) and the canceller took most of it away,
+        that is the person: the frame goes on as it was heard."""
+        detector = self.detector
+        delay = round(detector.delay_s * RATE)
+        spread = PREDICT_SPREAD_FRAMES * FRAME_SAMPLES
+        played = self.played_16k(first - delay - spread, len(heard) // 2 + 2 * spread)
+        blocks = played[: played.size // FRAME_SAMPLES * FRAME_SAMPLES].astype(np.float64)
+        played_energy = np.mean(blocks.reshape(-1, FRAME_SAMPLES) ** 2, axis=1)
+        near = np.frombuffer(heard, dtype="<i2").astype(np.float64).reshape(-1, FRAME_SAMPLES)
+        near_energy = np.mean(near * near, axis=1)
+        gain2 = detector.gain**2
+        for n, frame in enumerate(cleaned):
+            echo = gain2 * float(np.max(played_energy[n : n + 2 * PREDICT_SPREAD_FRAMES + 1]))
+            if near_energy[n] <= echo * LOUDER_THAN_ECHO:
+                continue
+            out = np.frombuffer(frame, dtype="<i2").astype(np.float64)
+            if float(np.mean(out * out)) < near_energy[n] * MOSTLY_REMOVED:
+                cleaned[n] = heard[n * FRAME_BYTES : (n + 1) * FRAME_BYTES]
 
     def _listen_for_echo(self, heard: bytes, end: int) -> None:
         """Keep the last half second heard (ending at absolute index ``end``)

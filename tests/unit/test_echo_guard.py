@@ -85,6 +85,24 @@ def test_a_person_talking_over_the_echo_still_interrupts(delay_ms: float):
     assert 2.0 < cut.at - T0 < 3.5  # within the person's phrase, not the echo before it
 
 
+@pytest.mark.parametrize(("level_db", "delay_ms"), [(-20, 80), (-6, 150)])
+def test_a_talk_over_while_the_canceller_still_learns_is_held_as_soon_as_without_echo(
+    level_db: float, delay_ms: float
+):
+    # 1.5 s into the call AEC3 is still in its first seconds and mutes what
+    # it hears over the agent, the person included (it held 580 ms after
+    # they began, against 200 ms with no echo at all).
+    def held_after_ms(decisions: list) -> float:
+        hold = next(d for d in decisions if isinstance(d, Hold))
+        return (hold.at - T0 - 1.5) * 1000
+
+    guarded = call(
+        level_db=level_db, delay_ms=delay_ms, guard=EchoGuard(Aec3Canceller), person_at_s=1.5
+    )
+    bare = call(level_db=-120, delay_ms=delay_ms, guard=None, person_at_s=1.5)
+    assert held_after_ms(guarded) <= held_after_ms(bare) + 120
+
+
 def test_a_client_that_cancels_its_own_echo_is_heard_as_it_comes_once_none_was_found():
     # The page keeps the browser's echo cancellation on: nothing comes back, and
     # an unconverged canceller would only eat the person's first words.
