@@ -231,19 +231,21 @@ class EchoGuard:
         delay are the detector's) and the canceller took most of it away,
         that is the person: the frame goes on as it was heard."""
         detector = self.detector
-        delay = round(detector.delay_s * RATE)
-        spread = PREDICT_SPREAD_FRAMES * FRAME_SAMPLES
-        played = self.played_16k(first - delay - spread, len(heard) // 2 + 2 * spread)
-        blocks = played[: played.size // FRAME_SAMPLES * FRAME_SAMPLES].astype(np.float64)
-        played_energy = np.mean(blocks.reshape(-1, FRAME_SAMPLES) ** 2, axis=1)
-        near = np.frombuffer(heard, dtype="<i2").astype(np.float64).reshape(-1, FRAME_SAMPLES)
+        frames = len(cleaned)
+        near = np.frombuffer(heard, dtype="<i2").astype(np.float64).reshape(frames, FRAME_SAMPLES)
         near_energy = np.mean(near * near, axis=1)
-        gain2 = detector.gain**2
-        for n, frame in enumerate(cleaned):
-            echo = gain2 * float(np.max(played_energy[n : n + 2 * PREDICT_SPREAD_FRAMES + 1]))
-            if near_energy[n] <= echo * LOUDER_THAN_ECHO:
-                continue
-            out = np.frombuffer(frame, dtype="<i2").astype(np.float64)
+        # What was played around the echo's delay, 10 ms blocks at 48 kHz
+        # (the level is all this needs: no filter).
+        spread, block = PREDICT_SPREAD_FRAMES, 3 * FRAME_SAMPLES
+        start = 3 * (first - round(detector.delay_s * RATE)) - spread * block
+        played = self.reference.read(start, (frames + 2 * spread) * block).astype(np.float64)
+        played_energy = np.mean(played.reshape(-1, block) ** 2, axis=1)
+        loudest = played_energy[:frames]
+        for shift in range(1, 2 * spread + 1):
+            loudest = np.maximum(loudest, played_energy[shift : shift + frames])
+        person = near_energy > detector.gain**2 * loudest * LOUDER_THAN_ECHO
+        for n in np.flatnonzero(person):
+            out = np.frombuffer(cleaned[n], dtype="<i2").astype(np.float64)
             if float(np.mean(out * out)) < near_energy[n] * MOSTLY_REMOVED:
                 cleaned[n] = heard[n * FRAME_BYTES : (n + 1) * FRAME_BYTES]
 
