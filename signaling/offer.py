@@ -11,7 +11,7 @@ import asyncio
 import functools
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -37,6 +37,11 @@ from signaling.state import (
     json_error,
 )
 from signaling.tokens import CheckedToken, TokenError, TokenVerifier
+
+if TYPE_CHECKING:
+    from media_server.agents import Agent
+    from media_server.tools.acting import SessionActing
+    from media_server.transport import CallTransport
 
 log = logging.getLogger(__name__)
 
@@ -200,25 +205,7 @@ async def _answer_offer(request: web.Request) -> web.Response:
             return refused
     m: Metrics = app[METRICS_KEY]
     acting = app[ACTING_KEY].for_session(session_id, agent) if ACTING_KEY in app else None
-    try:
-        session = VoiceSession(
-            session_id=session_id,
-            agent=agent,
-            settings=app[SETTINGS_KEY],
-            providers=app[PROVIDERS_KEY],
-            metrics=m,
-            on_closed=functools.partial(session_closed, registry, m),
-            vad_pool=app[VAD_POOL_KEY],
-            acting=acting,
-        )
-    except BaseException:
-        registry.release_reservation()
-        if acting is not None:
-            await acting.record.close("error")
-        raise
-    registry.add(session)
-    # Each worker counts its own sessions; /metrics sums them ("livesum").
-    m.sessions_active.inc()
+    session = await open_session(app, session_id, agent, acting=acting)
     try:
         answer_sdp = await session.accept(sdp)
     except OfferError as exc:
@@ -267,6 +254,42 @@ def _shared_unavailable(exc: SharedStateUnavailable) -> Reject:
         "The server can't reach its shared state right now; please try again shortly.",
         **{"Retry-After": "5"},
     )
+
+
+async def open_session(
+    app: web.Application,
+    session_id: str,
+    agent: Agent,
+    *,
+    acting: SessionActing | None,
+    transport: CallTransport | None = None,
+) -> VoiceSession:
+    """The call's session, in the reserved slot ``session_id`` (WebRTC when
+    ``transport`` is None), registered and counted as active. If it cannot
+    be made, the slot and the conversation record are given back."""
+    registry: SessionRegistry = app[REGISTRY_KEY]
+    m: Metrics = app[METRICS_KEY]
+    try:
+        session = VoiceSession(
+            session_id=session_id,
+            agent=agent,
+            settings=app[SETTINGS_KEY],
+            providers=app[PROVIDERS_KEY],
+            metrics=m,
+            on_closed=functools.partial(session_closed, registry, m),
+            vad_pool=app[VAD_POOL_KEY],
+            transport=transport,
+            acting=acting,
+        )
+    except BaseException:
+        registry.release_reservation()
+        if acting is not None:
+            await acting.record.close("error")
+        raise
+    registry.add(session)
+    # Each worker counts its own sessions; /metrics sums them ("livesum").
+    m.sessions_active.inc()
+    return session
 
 
 def session_closed(registry: SessionRegistry, m: Metrics, session: VoiceSession) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 from typing import Any
 
@@ -27,19 +26,17 @@ from media_server.telephony.pcm_ws import PcmWsCarrier
 from media_server.telephony.twilio import TwilioCarrier
 from media_server.tools.registry import Toolbox
 from signaling.offer import Reject as Rejected
-from signaling.offer import admit, session_closed
+from signaling.offer import admit, open_session
 from signaling.registry import CapacityError, SessionRegistry
 from signaling.shared import SharedState, SharedStateUnavailable
 from signaling.state import (
     ACTING_KEY,
     AGENTS_KEY,
     METRICS_KEY,
-    PROVIDERS_KEY,
     REGISTRY_KEY,
     SETTINGS_KEY,
     SHARED_KEY,
     TOKENS_KEY,
-    VAD_POOL_KEY,
 )
 from signaling.tokens import TokenError, TokenVerifier
 
@@ -169,7 +166,6 @@ async def _open_call(
     try:
         if verifier is not None and checked is not None:
             await _spend(verifier, checked, app[SHARED_KEY])
-        m: Metrics = app[METRICS_KEY]
         # The agent's tools and a conversation record, as on a WebRTC call.
         acting = app[ACTING_KEY].for_session(session_id, agent) if ACTING_KEY in app else None
         line = PhoneLine(
@@ -181,24 +177,13 @@ async def _open_call(
             control = CallControl(line, agent.transfer_number)
             base = acting.tools if acting.tools is not None else Toolbox()
             acting = dataclasses.replace(acting, tools=base.with_tools(*control.tools()))
-        session = VoiceSession(
-            session_id=session_id,
-            agent=agent,
-            settings=app[SETTINGS_KEY],
-            providers=app[PROVIDERS_KEY],
-            metrics=m,
-            on_closed=functools.partial(session_closed, registry, m),
-            vad_pool=app[VAD_POOL_KEY],
-            transport=line,
-            acting=acting,
-        )
     except BaseException:
         registry.release_reservation()
         if acting is not None:
             await acting.record.close("error")
         raise
-    registry.add(session)
-    m.sessions_active.inc()
+    session = await open_session(app, session_id, agent, acting=acting, transport=line)
+    m: Metrics = app[METRICS_KEY]
     m.sessions_total.inc()
     m.calls.labels(transport=carrier.name).inc()
     log.info("%s call %s answered by %s", carrier.name, started.call_id[:64], agent.id)
