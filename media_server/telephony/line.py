@@ -18,6 +18,24 @@ class LineError(ValueError):
     """A message the carrier's protocol does not allow; str() is safe to log."""
 
 
+def parsed_by(
+    parse: Callable[[str | bytes], LineEvent | None],
+) -> Callable[[str | bytes], LineEvent | None]:
+    """A carrier's message parser whose every malformed input (odd shapes,
+    odd types) is a ``LineError``, never another exception."""
+
+    def checked(message: str | bytes) -> LineEvent | None:
+        """One message; raises ``LineError`` for anything the protocol does not allow."""
+        try:
+            return parse(message)
+        except LineError:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            raise LineError(f"malformed message ({type(exc).__name__})") from None
+
+    return checked
+
+
 class TransferFailed(Exception):
     """The carrier did not take the transfer; str() is said to the model."""
 

@@ -28,6 +28,7 @@ from media_server.telephony.line import (
     Started,
     Stopped,
     TransferFailed,
+    parsed_by,
 )
 from media_server.telephony.twilio import DTMF_DIGITS
 
@@ -74,14 +75,7 @@ def _parse(message: str | bytes) -> LineEvent | None:
     raise LineError(f"unknown event {str(event)[:40]!r}")
 
 
-def parse(message: str | bytes) -> LineEvent | None:
-    """One message; raises ``LineError`` for anything the protocol does not allow."""
-    try:
-        return _parse(message)
-    except LineError:
-        raise
-    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # odd shapes, odd types
-        raise LineError(f"malformed message ({type(exc).__name__})") from None
+parse = parsed_by(_parse)
 
 
 class PcmWire:

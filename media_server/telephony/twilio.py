@@ -16,7 +16,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from media_server.telephony import mulaw, twilio_rest
-from media_server.telephony.line import Audio, Dtmf, LineError, LineEvent, Marked, Started, Stopped
+from media_server.telephony.line import (
+    Audio,
+    Dtmf,
+    LineError,
+    LineEvent,
+    Marked,
+    Started,
+    Stopped,
+    parsed_by,
+)
 
 RATE = 8000
 MAX_PAYLOAD_CHARS = 16 * 1024  # 20 ms is 214 characters; Twilio never sends seconds
@@ -101,14 +110,7 @@ def clear(stream_sid: str) -> str:
     return json.dumps({"event": "clear", "streamSid": stream_sid})
 
 
-def parse(message: str | bytes) -> LineEvent | None:
-    """One message; raises ``LineError`` for anything the protocol does not allow."""
-    try:
-        return _parse(message)
-    except LineError:
-        raise
-    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # odd shapes, odd types
-        raise LineError(f"malformed message ({type(exc).__name__})") from None
+parse = parsed_by(_parse)
 
 
 class TwilioWire:
