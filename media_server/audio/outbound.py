@@ -26,13 +26,13 @@ import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media_server.audio.opus_encoder import SpeechOpusEncoder
-from media_server.audio.playout import PlayoutWaiters
+from media_server.audio.playout import PlayoutWaiters, WaitsForPlayout
 from media_server.rtc.level import SILENT
 
 log = logging.getLogger(__name__)
 
 
-class AgentAudioTrack(MediaStreamTrack):
+class AgentAudioTrack(WaitsForPlayout, MediaStreamTrack):
     kind = "audio"
 
     SAMPLE_RATE = 48000
@@ -274,15 +274,3 @@ class AgentAudioTrack(MediaStreamTrack):
         self._room.set()
         self._waiters.release()
         return dropped
-
-    async def wait_until_played(self, target_played_samples: int, timeout: float) -> bool:
-        """True once ``played_samples >= target``; False on timeout, clear() or stop()."""
-        if self.played_samples >= target_played_samples:
-            return True
-        if not self._live:
-            return False
-        return await self._waiters.until_played(target_played_samples, timeout)
-
-    def on_first_audio(self) -> asyncio.Future[float]:
-        """A future for the clock time the next real-audio frame leaves recv()."""
-        return self._waiters.first_audio(self._live)

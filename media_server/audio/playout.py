@@ -78,3 +78,25 @@ class PlayoutWaiters:
             return False
         finally:
             self._targets.remove(entry)
+
+
+class WaitsForPlayout:
+    """``wait_until_played`` and ``on_first_audio`` for a speaker that counts
+    ``played_samples``, knows whether it is ``_live`` and keeps its
+    ``_waiters`` (the WebRTC track and the phone line's speaker)."""
+
+    played_samples: int
+    _live: bool
+    _waiters: PlayoutWaiters
+
+    async def wait_until_played(self, target_played_samples: int, timeout: float) -> bool:
+        """True once ``played_samples >= target``; False on timeout, clear() or stop()."""
+        if self.played_samples >= target_played_samples:
+            return True
+        if not self._live:
+            return False
+        return await self._waiters.until_played(target_played_samples, timeout)
+
+    def on_first_audio(self) -> asyncio.Future[float]:
+        """A future for the clock time the next real-audio frame leaves."""
+        return self._waiters.first_audio(self._live)

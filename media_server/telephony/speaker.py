@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from media_server.audio.pcm import PcmResampler
-from media_server.audio.playout import PlayoutWaiters
+from media_server.audio.playout import PlayoutWaiters, WaitsForPlayout
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class LineWire(Protocol):
     async def send_clear(self) -> None: ...
 
 
-class PhoneSpeaker:
+class PhoneSpeaker(WaitsForPlayout):
     def __init__(
         self,
         wire: LineWire,
@@ -167,16 +167,6 @@ class PhoneSpeaker:
             return
         self.played_samples = heard
         self._waiters.played(heard, self._clock())
-
-    async def wait_until_played(self, target_played_samples: int, timeout: float) -> bool:
-        if self.played_samples >= target_played_samples:
-            return True
-        if not self._live:
-            return False
-        return await self._waiters.until_played(target_played_samples, timeout)
-
-    def on_first_audio(self) -> asyncio.Future[float]:
-        return self._waiters.first_audio(self._live)
 
     def stop(self) -> None:
         self._live = False
