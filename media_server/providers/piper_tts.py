@@ -231,14 +231,16 @@ class PiperTTS:
         await self._run(self._load)
 
     async def synthesize(self, text: str, voice: str = "") -> AsyncIterator[AudioChunk]:
-        for piece in split_sentences(text):
-            pcm = await self._sentence(piece)
-            step = _CHUNK_SAMPLES * 2
+        step = _CHUNK_SAMPLES * 2
+        for i, piece in enumerate(split_sentences(text)):
+            # Refused only before the first sentence: once some of it was
+            # heard, the rest waits its turn rather than cut the reply short.
+            pcm = await self._sentence(piece, may_refuse=i == 0)
             for start in range(0, len(pcm), step):
                 yield AudioChunk(pcm[start : start + step], "pcm", SAMPLE_RATE, 1)
 
-    async def _sentence(self, piece: str) -> bytes:
-        if self._admitted >= self._workers + self._max_waiting:
+    async def _sentence(self, piece: str, *, may_refuse: bool) -> bytes:
+        if may_refuse and self._admitted >= self._workers + self._max_waiting:
             self.refused += 1
             raise ProviderError("tts", "unavailable", "piper: every worker is busy")
         import onnxruntime

@@ -114,6 +114,21 @@ async def test_a_cancelled_reply_frees_the_worker_for_the_next() -> None:
         await tts.close()
 
 
+async def test_a_reply_under_way_is_not_refused_for_its_next_sentence() -> None:
+    tts = PiperTTS(workers=1, max_waiting=0)
+    try:
+        reply = tts.synthesize("Hello there. How are you today?", "")
+        assert (await anext(reply)).data  # its first sentence is made and heard
+        other = asyncio.create_task(collect(tts, SHORT))
+        await asyncio.sleep(0)  # another reply now holds the one worker
+        rest = [chunk async for chunk in reply]  # waits its turn instead of being refused
+        assert seconds(rest) > 0.5
+        assert seconds(await other) > 1.0
+        assert tts.refused == 0
+    finally:
+        await tts.close()
+
+
 async def test_an_abandoned_stream_stops_between_sentences(tts: PiperTTS) -> None:
     stream = tts.synthesize(SHORT + " " + LONG + ". " + LONG, "")
     first = await anext(stream)
