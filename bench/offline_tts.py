@@ -12,12 +12,16 @@ asked for the same sentences through its provider, as a reply would:
 - CPU s per s of audio: this process's CPU (all threads) over the audio made;
 - RTF: wall time over audio time, one reply at a time;
 - busy: ``--concurrent`` replies at once (sessions answering together): the
-  slowest one's first audio and gaps, and the wall time to make all of them.
+  slowest one's first audio and gaps, and the wall time to make all of them;
+- heard: the word error rate of the offline Whisper (tiny.en, numpy, without
+  the agents' words as a prompt) on each voice saying ``bench.asr_corpus``'s
+  utterances and held-out turns (52): how well a listener that never heard either voice before
+  makes out the words (a proxy: no person listened).
 
     uv run python -m bench.offline_tts [--engines espeak,piper] [--repeats 5]
-        [--concurrent 4] [--quick]
+        [--concurrent 4] [--heard 52] [--quick]
 
-``--quick``: 2 repeats. Writes bench/results/offline_tts.json.
+``--quick``: 2 repeats, 10 utterances heard. Writes bench/results/offline_tts.json.
 """
 
 from __future__ import annotations
@@ -100,6 +104,36 @@ async def speak(tts: TextToSpeech, text: str) -> tuple[float, float, float]:
     return first, time.perf_counter() - start, samples / rate if rate else 0.0
 
 
+def to_16k(pcm: bytes, rate: int) -> bytes:
+    from media_server.audio.pcm import PcmResampler
+
+    resampler = PcmResampler(rate, 1, 16000)
+    return resampler.convert(pcm) + resampler.flush()
+
+
+async def heard_wer(tts: TextToSpeech, count: int) -> float | None:
+    """Whisper's word error rate on this voice saying ``count`` corpus utterances."""
+    if count <= 0:
+        return None
+    import numpy as np
+
+    from bench.asr_corpus import HELD_OUT_TURNS, UTTERANCES, word_errors
+    from media_server.providers.whisper_model import WhisperModel
+    from media_server.providers.whisper_stt import WINDOW_S
+
+    model = WhisperModel(window_s=WINDOW_S, backend="numpy", domain_prompt=False)
+    errors = words = 0
+    texts = [text for _, text in UTTERANCES] + [said for _, _, said in HELD_OUT_TURNS]
+    for text in texts[:count]:
+        chunks = [c async for c in tts.synthesize(text.capitalize() + ".", "en-us")]
+        pcm = to_16k(b"".join(c.data for c in chunks), chunks[0].sample_rate)
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+        heard = await asyncio.to_thread(model.transcribe, samples)
+        e, n = word_errors(text, heard)
+        errors, words = errors + e, words + n
+    return errors / words
+
+
 async def bench_engine(name: str, repeats: int, concurrent: int) -> dict[str, Any]:
     pid = os.getpid()
     rss0, t0 = rss_mb(pid), time.perf_counter()
@@ -140,8 +174,17 @@ async def bench_engine(name: str, repeats: int, concurrent: int) -> dict[str, An
         await tts.close()
 
 
-async def run(engines: list[str], repeats: int, concurrent: int) -> dict[str, Any]:
+async def run(engines: list[str], repeats: int, concurrent: int, heard: int) -> dict[str, Any]:
     rows = [await bench_engine(name, repeats, concurrent) for name in engines]
+    # After every engine's costs: Whisper's memory would blur the next load's RSS.
+    for row in rows:
+        tts = build(row["engine"])
+        try:
+            wer = await heard_wer(tts, heard)
+        finally:
+            await tts.close()
+        row["heard_utterances"] = heard
+        row["heard_wer_pct"] = None if wer is None else wer * 100
     # Small ratios as text: the shared table prints floats to one decimal.
     shown = [
         {**r, "cpu_s_per_audio_s": f"{r['cpu_s_per_audio_s']:.3f}", "rtf": f"{r['rtf']:.3f}"}
@@ -162,6 +205,7 @@ async def run(engines: list[str], repeats: int, concurrent: int) -> dict[str, An
             "rtf",
             "busy_first_audio_ms_max",
             "busy_gaps_ms_max",
+            "heard_wer_pct",
         ],
     )
     return {
@@ -178,10 +222,12 @@ def main() -> None:
     parser.add_argument("--engines", default="espeak,piper")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--concurrent", type=int, default=4)
+    parser.add_argument("--heard", type=int, default=52, help="utterances Whisper hears (0: none)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     repeats = 2 if args.quick else args.repeats
-    data = asyncio.run(run(args.engines.split(","), repeats, args.concurrent))
+    heard = min(args.heard, 10) if args.quick else args.heard
+    data = asyncio.run(run(args.engines.split(","), repeats, args.concurrent, heard))
     print(f"wrote {write_results('offline_tts', data)}")
 
 
