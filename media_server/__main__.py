@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-format", help="text (default) or json: one JSON object a line")
     parser.add_argument("--stt-provider", help="auto, openai, whisper or pocketsphinx")
     parser.add_argument("--llm-provider", help="auto, openai or scripted")
-    parser.add_argument("--tts-provider", help="auto, elevenlabs, openai or espeak")
+    parser.add_argument(
+        "--tts-provider", help="auto, or a comma list of elevenlabs, openai, piper, espeak"
+    )
     parser.add_argument(
         "--ice-host-addresses", help="comma list of IPs to offer as ICE host candidates"
     )

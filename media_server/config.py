@@ -39,7 +39,7 @@ TURN_DETECTORS = ("auto", "silence", "lexical")
 VAD_PROVIDERS = ("silero", "webrtcvad")
 WHISPER_BACKENDS = ("numpy", "ctranslate2")
 LLM_CHOICES = ("auto", "openai", "scripted")
-TTS_CHOICES = ("auto", "elevenlabs", "openai", "espeak")
+TTS_CHOICES = ("auto", "elevenlabs", "openai", "piper", "espeak")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,11 @@ def check_settings(s: Settings) -> None:
         for engine in chain:
             if engine in keys and not keys[engine][1]:
                 raise ConfigError(f"{name}={engine} needs {keys[engine][0]}")
+    if "piper" in s.tts_provider:
+        from media_server.providers.piper_tts import missing_extra
+
+        if (why := missing_extra()) is not None:
+            raise ConfigError(f"TTS_PROVIDER=piper: {why}")
     if not s.elevenlabs_base_url:
         raise ConfigError("ELEVENLABS_BASE_URL: must not be empty")
     if not re.fullmatch(r"(mp3_\d+_\d+|pcm_\d+)", s.elevenlabs_output_format):

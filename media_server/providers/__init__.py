@@ -100,6 +100,10 @@ def _build_tts(name: str, s: Settings) -> TextToSpeech:
             base_url=s.openai_base_url or None,
             model=s.openai_tts_model,
         )
+    if name == "piper":
+        from media_server.providers.piper_tts import PiperTTS
+
+        return PiperTTS()
     from media_server.providers.espeak_tts import EspeakTTS
 
     return EspeakTTS()

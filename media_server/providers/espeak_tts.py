@@ -25,7 +25,6 @@ import asyncio
 import ctypes
 import functools
 import logging
-import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +36,7 @@ import espeakng_loader
 from media_server.types import AudioChunk, ProviderError
 
 from .base import TTSCapabilities
+from .sentences import split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -58,29 +58,9 @@ DEFAULT_RATE_WPM = 165  # a little under espeak's 175 default: clearer after Opu
 _BUFFER_MS = 100
 _SYNC_TIMEOUT_S = 30.0  # deadline for the blocking helper
 
-# A sentence ends at . ! ? ; : or a newline; overly long runs are cut at a comma or space.
-_SENTENCE_RE = re.compile(r"(?<=[.!?;:])\s+|\n+")
-_MAX_PIECE_CHARS = 300
-
 _SynthCallback = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
 )
-
-
-def split_sentences(text: str) -> list[str]:
-    """Text cut into pieces of at most ``_MAX_PIECE_CHARS`` at natural boundaries."""
-    pieces: list[str] = []
-    for sentence in _SENTENCE_RE.split(text):
-        sentence = sentence.strip()
-        while len(sentence) > _MAX_PIECE_CHARS:
-            head = sentence[:_MAX_PIECE_CHARS]
-            cut = max(head.rfind(", "), head.rfind(" "))
-            cut = cut + 1 if cut > 0 else _MAX_PIECE_CHARS
-            pieces.append(sentence[:cut].strip())
-            sentence = sentence[cut:].strip()
-        if sentence:
-            pieces.append(sentence)
-    return pieces
 
 
 @dataclass(eq=False)

@@ -87,7 +87,7 @@ export function setMicLevel(el, level) {
   if (el.getAttribute("aria-valuenow") !== coarse) el.setAttribute("aria-valuenow", coarse);
 }
 
-const OFFLINE_ENGINES = new Set(["whisper", "pocketsphinx", "scripted", "espeak"]);
+const OFFLINE_ENGINES = new Set(["whisper", "pocketsphinx", "scripted", "piper", "espeak"]);
 
 export function showProviders(el, providers) {
   if (!providers) {
