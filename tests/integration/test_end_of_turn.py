@@ -74,7 +74,11 @@ async def test_a_pause_mid_sentence_is_not_the_end_of_the_turn(leak_check, opena
         assert [e["type"] for e in events].count("turn_metrics") == 1
         finals = [e for e in events if e["type"] == "transcription" and e["is_final"]]
         assert [e["text"] for e in finals] == [WHOLE]
-        assert chat_users(openai) == [[WHOLE]]
+        # The model never saw half the turn. (A reply started early on the whole
+        # turn is dropped if the VAD hears the pause resume for a frame, and
+        # asked again at the next pause: so one request or more, each whole.)
+        asked = chat_users(openai)
+        assert asked and all(users == [WHOLE] for users in asked), asked
         # The page saw the words as they were heard, and the server waiting.
         interims = [e["text"] for e in events if e["type"] == "transcription" and not e["is_final"]]
         assert FIRST_HALF in interims
