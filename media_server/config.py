@@ -121,7 +121,7 @@ class Settings:
     # The server's echo guard: "aec" takes the agent's own voice out of the
     # microphone's audio (WebRTC AEC3 against what was played) before the
     # VAD and STT hear it; "off" hears the microphone as it comes.
-    echo_guard: str = "off"  # "aec" costs capacity today (README, "the echo guard")
+    echo_guard: str = "aec"
 
     # Limits and deadlines.
     max_sessions: int = 20
