@@ -93,11 +93,14 @@ def _mel_filters() -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def log_mel(samples: np.ndarray) -> np.ndarray:
-    """Whisper's input: (80, 3000) float32 for 16 kHz float audio up to 30 s
-    (its normalisation is over the whole padded window, as in training)."""
-    audio = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
-    audio[: min(len(samples), WINDOW_SAMPLES)] = samples[:WINDOW_SAMPLES]
+def log_mel(samples: np.ndarray, frames: int = WINDOW_SAMPLES // HOP) -> np.ndarray:
+    """Whisper's input: (80, frames) float32 for 16 kHz float audio, zero-padded
+    to ``frames`` (3000: Whisper's 30 s). Its normalisation is over the whole
+    padded window, as in training; the padding's zeros are the floor, so a
+    shorter window that still ends in silence gives the same first frames."""
+    size = frames * HOP
+    audio = np.zeros(size, dtype=np.float32)
+    audio[: min(len(samples), size)] = samples[:size]
     padded = np.pad(audio, N_FFT // 2, mode="reflect")
     window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
@@ -152,6 +155,7 @@ class WhisperModel:
         window_s: float = 30.0,
         backend: str = "numpy",
         domain_prompt: bool = False,
+        beam: int = 1,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown Whisper backend {backend!r}")
@@ -162,6 +166,7 @@ class WhisperModel:
         # plus 1 s) is far cheaper but drifts from training: bench.offline_asr
         # measures both.
         self.window_s = window_s
+        self.beam = beam
         self._previous = [START_OF_PREVIOUS, *DOMAIN_PROMPT_IDS] if domain_prompt else []
         path = path or model_dir()
         if backend == "numpy":
@@ -191,10 +196,10 @@ class WhisperModel:
 
     def transcribe(self, samples: np.ndarray) -> str:
         """Text of 16 kHz float32 audio in [-1, 1] (at most 30 s are heard)."""
-        mel = log_mel(samples)
+        frames = WINDOW_SAMPLES // HOP
         if self.window_s < 30.0:
-            frames = max(len(samples) // HOP + 100, int(self.window_s * 100))
-            mel = np.ascontiguousarray(mel[:, : min(frames, mel.shape[1])])
+            frames = min(max(len(samples) // HOP + 100, int(self.window_s * 100)), frames)
+        mel = log_mel(samples, frames)
         max_tokens = min(20 + int(len(samples) / SAMPLE_RATE * 6), 224)  # ~6 a second
         if self.backend == "numpy":
             tokens, avg_logprob, no_speech = self._numpy_generate(mel, max_tokens)
@@ -211,7 +216,11 @@ class WhisperModel:
 
         model = self._numpy
         ids, logprob, no_speech = model.decode(
-            model.encode(mel), [*self._previous, SOT, NO_TIMESTAMPS], max_tokens, self._suppress
+            model.encode(mel),
+            [*self._previous, SOT, NO_TIMESTAMPS],
+            max_tokens,
+            self._suppress,
+            beam=self.beam,
         )
         return [model.vocab[i] for i in ids], logprob / max(len(ids), 1), no_speech
 
@@ -222,7 +231,7 @@ class WhisperModel:
         result = self._ct2.generate(
             ctranslate2.StorageView.from_array(mel[None]),
             [[*previous, *PROMPT]],
-            beam_size=1,
+            beam_size=self.beam,
             max_length=len(previous) + len(PROMPT) + max_tokens,  # it counts the prompt too
             return_scores=True,  # already the mean log-probability per token
             return_no_speech_prob=True,
