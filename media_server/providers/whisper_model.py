@@ -30,16 +30,25 @@ WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper always encodes 30 s
 # Decoding prompt of an English-only model: no language token.
 PROMPT = ["<|startoftranscript|>", "<|notimestamps|>"]
 START_OF_PREVIOUS = 50360  # "<|startofprev|>": text said before, to bias the words
-# " Hello. I would like to book an appointment for next Tuesday, the 8th, at
-# 10:30 am. My name is Sarah Johnson and my number is 415-555-0123. Cancel,
-# reschedule, opening hours, pricing, a demo, a free trial, my password, Wi-Fi
-# and internet." in Whisper's BPE (computed once with the model's
-# tokenizer.json): the agents' words and how to write them, as if said before.
+# DOMAIN_PROMPT in Whisper's BPE (computed once with the model's
+# tokenizer.json): the agents' words and how to write them (days, dates,
+# times, a name, a phone number), as if said before. Its examples share no
+# name, date, time or number with bench.asr_corpus: with the corpus's own
+# ("next Tuesday, the 8th, at 10:30 am", its name and phone number) the
+# bench measured words the prompt had lent, not what other callers get.
+DOMAIN_PROMPT = (
+    " Hello. I'd like to book an appointment for Monday, Tuesday, Wednesday, Thursday,"
+    " Friday or Saturday, the 3rd or the 21st, at 11:45 am or 4 pm, in the morning or the"
+    " afternoon. My name is Anna Smith and my number is 212-555-0187. Cancel, reschedule,"
+    " opening hours, pricing, a demo, a free trial, my password, Wi-Fi and internet."
+)
 DOMAIN_PROMPT_IDS = (
-    18435, 13, 314, 561, 588, 284, 1492, 281, 12557, 329, 1306, 3431, 11, 262, 807, 400, 11,
-    379, 838, 25, 1270, 716, 13, 2011, 1438, 318, 10490, 5030, 290, 616, 1271, 318, 40643, 12,
-    31046, 12, 486, 1954, 13, 27910, 11, 581, 2395, 5950, 11, 4756, 2250, 11, 13045, 11, 257,
-    13605, 11, 257, 1479, 4473, 11, 616, 9206, 11, 11759, 12, 10547, 290, 5230, 13,
+    18435, 13, 314, 1549, 588, 284, 1492, 281, 12557, 329, 3321, 11, 3431, 11, 3583, 11, 3635,
+    11, 3217, 393, 3909, 11, 262, 513, 4372, 393, 262, 2310, 301, 11, 379, 1367, 25, 2231, 716,
+    393, 604, 9114, 11, 287, 262, 3329, 393, 262, 6672, 13, 2011, 1438, 318, 11735, 4176, 290,
+    616, 1271, 318, 23679, 12, 31046, 12, 486, 5774, 13, 27910, 11, 581, 2395, 5950, 11, 4756,
+    2250, 11, 13045, 11, 257, 13605, 11, 257, 1479, 4473, 11, 616, 9206, 11, 11759, 12, 10547,
+    290, 5230, 13,
 )  # fmt: skip
 # Whisper's own rule for "this was no speech" (it invents "Thank you." on
 # noise): likely no speech *and* words this unlikely on average. Either one
