@@ -125,3 +125,16 @@ def test_words_like_numbers_stay_words_where_they_are_not_a_time():
     for raw in ("can you move it to the afternoon", "for the afternoon, please"):
         assert repair(raw, "receptionist") == raw
     assert find_time(said("can you move it to the afternoon")) != "2 pm"
+
+
+def test_see_you_with_a_day_answers_the_day_question_and_is_not_a_goodbye():
+    booking = [
+        ChatMessage("user", "I want to book an appointment"),
+        ChatMessage("assistant", "What day would you like to come in?"),
+    ]
+    reply = compose_reply(
+        [*booking, ChatMessage("user", "See you next Wednesday.")], "receptionist"
+    )
+    assert "Next Wednesday" in reply and "goodbye" not in reply.lower(), reply
+    reply = compose_reply([*booking, ChatMessage("user", "OK, see you, bye.")], "receptionist")
+    assert "goodbye" in reply.lower(), reply
