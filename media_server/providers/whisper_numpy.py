@@ -26,6 +26,10 @@ import numpy as np
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 HEADS = 6
 EOT, SOT, NO_SPEECH, NO_TIMESTAMPS, FIRST_TIMESTAMP = 50256, 50257, 50361, 50362, 50363
+# As the CTranslate2 backend is called (not OpenAI's defaults, which have neither):
+# a token already said is a little less likely, and no 3 tokens repeat.
+REPETITION_PENALTY = 1.1
+NO_REPEAT = True
 
 
 def _read(f: BinaryIO, fmt: str) -> tuple:
@@ -214,8 +218,10 @@ class NumpyWhisper:
                 seen = np.array(sorted(set(new)), dtype=np.int64)
                 if seen.size:
                     vals = logits[row, seen]
-                    logits[row, seen] = np.where(vals > 0, vals / 1.1, vals * 1.1)
-                for j in range(len(new) - 2):
+                    logits[row, seen] = np.where(
+                        vals > 0, vals / REPETITION_PENALTY, vals * REPETITION_PENALTY
+                    )
+                for j in range(len(new) - 2 if NO_REPEAT else 0):
                     if new[j] == new[-2] and new[j + 1] == new[-1]:
                         logits[row, new[j + 2]] = -np.inf
             logprobs = _log_softmax(logits)
