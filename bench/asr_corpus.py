@@ -128,6 +128,19 @@ _CONTRACTIONS = [
 ]
 
 
+# Words English writes more than one way; each is scored in one spelling
+# (as Whisper's own text normaliser does for British and American spellings):
+# "Wi-Fi" is not a recognition error for "wifi", nor "log into" for "log in to".
+_SPELLINGS = [
+    (r"\bwi[- ]?fi\b", "wifi"),
+    (r"\be[- ]mail\b", "email"),
+    (r"\binto\b", "in to"),
+    (r"\bonto\b", "on to"),
+    (r"\bcheck-?up\b", "check up"),
+    (r"\b(log|sign)-?(in|on|out|up)\b", r"\1 \2"),
+]
+
+
 def number_words(n: int) -> str:
     if n < 20:
         return _ONES[n]
@@ -167,7 +180,7 @@ def normalize(text: str) -> list[str]:
         _spell,
         re.sub(r"(\d{1,2})[:.](\d{2})", r"\1:\2", text),
     )
-    for short, full in _CONTRACTIONS:
+    for short, full in _CONTRACTIONS + _SPELLINGS:
         text = re.sub(short, full, text)
     text = text.replace("'", "").replace("-", " ")
     words = re.sub(r"[^a-z0-9 ]+", " ", text).split()

@@ -45,7 +45,7 @@ from bench.common import print_table, write_results
 from bench.turns import EspeakVoices
 from media_server.providers.scripted.common import State, fallback
 from media_server.providers.scripted.compose import compose_reply
-from media_server.providers.whisper_stt import WINDOW_S
+from media_server.providers.whisper_stt import BEAM, WINDOW_S
 from media_server.types import ChatMessage
 
 RATE = 16000
@@ -77,11 +77,11 @@ def pocketsphinx_engine() -> tuple[Recognizer, Callable[[], None]]:
 
 
 def whisper_engine(
-    window_s: float, backend: str, prompt: bool = False
+    window_s: float, backend: str, prompt: bool = False, beam: int = BEAM
 ) -> tuple[Recognizer, Callable[[], None]]:
     from media_server.providers.whisper_model import WhisperModel
 
-    model = WhisperModel(window_s=window_s, backend=backend, domain_prompt=prompt)
+    model = WhisperModel(window_s=window_s, backend=backend, domain_prompt=prompt, beam=beam)
 
     def recognize(pcm: bytes) -> str:
         return model.transcribe(np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768)
@@ -95,6 +95,7 @@ ENGINES: dict[str, Callable[[], tuple[Recognizer, Callable[[], None]]]] = {
     # WHISPER_BACKEND=ctranslate2 (needs: uv sync --extra ctranslate2)
     "whisper-ct2": lambda: whisper_engine(WINDOW_S, "ctranslate2", prompt=True),
     "whisper-no-prompt": lambda: whisper_engine(WINDOW_S, "numpy"),  # no domain words
+    "whisper-greedy": lambda: whisper_engine(WINDOW_S, "numpy", prompt=True, beam=1),
     "whisper-30s": lambda: whisper_engine(30.0, "numpy", prompt=True),  # Whisper's own window
 }
 

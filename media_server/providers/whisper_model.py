@@ -30,16 +30,25 @@ WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper always encodes 30 s
 # Decoding prompt of an English-only model: no language token.
 PROMPT = ["<|startoftranscript|>", "<|notimestamps|>"]
 START_OF_PREVIOUS = 50360  # "<|startofprev|>": text said before, to bias the words
-# " Hello. I would like to book an appointment for next Tuesday, the 8th, at
-# 10:30 am. My name is Sarah Johnson and my number is 415-555-0123. Cancel,
-# reschedule, opening hours, pricing, a demo, a free trial, my password, Wi-Fi
-# and internet." in Whisper's BPE (computed once with the model's
-# tokenizer.json): the agents' words and how to write them, as if said before.
+# DOMAIN_PROMPT in Whisper's BPE (computed once with the model's
+# tokenizer.json): the agents' words and how to write them (days, dates,
+# times, a name, a phone number), as if said before. Its examples share no
+# name, date, time or number with bench.asr_corpus: with the corpus's own
+# ("next Tuesday, the 8th, at 10:30 am", its name and phone number) the
+# bench measured words the prompt had lent, not what other callers get.
+DOMAIN_PROMPT = (
+    " Hello. I'd like to book an appointment for Monday, Tuesday, Wednesday, Thursday,"
+    " Friday or Saturday, the 3rd or the 21st, at 11:45 am or 4 pm, in the morning or the"
+    " afternoon. My name is Anna Smith and my number is 212-555-0187. Cancel, reschedule,"
+    " opening hours, pricing, a demo, a free trial, my password, Wi-Fi and internet."
+)
 DOMAIN_PROMPT_IDS = (
-    18435, 13, 314, 561, 588, 284, 1492, 281, 12557, 329, 1306, 3431, 11, 262, 807, 400, 11,
-    379, 838, 25, 1270, 716, 13, 2011, 1438, 318, 10490, 5030, 290, 616, 1271, 318, 40643, 12,
-    31046, 12, 486, 1954, 13, 27910, 11, 581, 2395, 5950, 11, 4756, 2250, 11, 13045, 11, 257,
-    13605, 11, 257, 1479, 4473, 11, 616, 9206, 11, 11759, 12, 10547, 290, 5230, 13,
+    18435, 13, 314, 1549, 588, 284, 1492, 281, 12557, 329, 3321, 11, 3431, 11, 3583, 11, 3635,
+    11, 3217, 393, 3909, 11, 262, 513, 4372, 393, 262, 2310, 301, 11, 379, 1367, 25, 2231, 716,
+    393, 604, 9114, 11, 287, 262, 3329, 393, 262, 6672, 13, 2011, 1438, 318, 11735, 4176, 290,
+    616, 1271, 318, 23679, 12, 31046, 12, 486, 5774, 13, 27910, 11, 581, 2395, 5950, 11, 4756,
+    2250, 11, 13045, 11, 257, 13605, 11, 257, 1479, 4473, 11, 616, 9206, 11, 11759, 12, 10547,
+    290, 5230, 13,
 )  # fmt: skip
 # Whisper's own rule for "this was no speech" (it invents "Thank you." on
 # noise): likely no speech *and* words this unlikely on average. Either one
@@ -93,11 +102,14 @@ def _mel_filters() -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def log_mel(samples: np.ndarray) -> np.ndarray:
-    """Whisper's input: (80, 3000) float32 for 16 kHz float audio up to 30 s
-    (its normalisation is over the whole padded window, as in training)."""
-    audio = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
-    audio[: min(len(samples), WINDOW_SAMPLES)] = samples[:WINDOW_SAMPLES]
+def log_mel(samples: np.ndarray, frames: int = WINDOW_SAMPLES // HOP) -> np.ndarray:
+    """Whisper's input: (80, frames) float32 for 16 kHz float audio, zero-padded
+    to ``frames`` (3000: Whisper's 30 s). Its normalisation is over the whole
+    padded window, as in training; the padding's zeros are the floor, so a
+    shorter window that still ends in silence gives the same first frames."""
+    size = frames * HOP
+    audio = np.zeros(size, dtype=np.float32)
+    audio[: min(len(samples), size)] = samples[:size]
     padded = np.pad(audio, N_FFT // 2, mode="reflect")
     window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
@@ -152,6 +164,7 @@ class WhisperModel:
         window_s: float = 30.0,
         backend: str = "numpy",
         domain_prompt: bool = False,
+        beam: int = 1,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown Whisper backend {backend!r}")
@@ -162,6 +175,7 @@ class WhisperModel:
         # plus 1 s) is far cheaper but drifts from training: bench.offline_asr
         # measures both.
         self.window_s = window_s
+        self.beam = beam
         self._previous = [START_OF_PREVIOUS, *DOMAIN_PROMPT_IDS] if domain_prompt else []
         path = path or model_dir()
         if backend == "numpy":
@@ -191,10 +205,10 @@ class WhisperModel:
 
     def transcribe(self, samples: np.ndarray) -> str:
         """Text of 16 kHz float32 audio in [-1, 1] (at most 30 s are heard)."""
-        mel = log_mel(samples)
+        frames = WINDOW_SAMPLES // HOP
         if self.window_s < 30.0:
-            frames = max(len(samples) // HOP + 100, int(self.window_s * 100))
-            mel = np.ascontiguousarray(mel[:, : min(frames, mel.shape[1])])
+            frames = min(max(len(samples) // HOP + 100, int(self.window_s * 100)), frames)
+        mel = log_mel(samples, frames)
         max_tokens = min(20 + int(len(samples) / SAMPLE_RATE * 6), 224)  # ~6 a second
         if self.backend == "numpy":
             tokens, avg_logprob, no_speech = self._numpy_generate(mel, max_tokens)
@@ -211,7 +225,11 @@ class WhisperModel:
 
         model = self._numpy
         ids, logprob, no_speech = model.decode(
-            model.encode(mel), [*self._previous, SOT, NO_TIMESTAMPS], max_tokens, self._suppress
+            model.encode(mel),
+            [*self._previous, SOT, NO_TIMESTAMPS],
+            max_tokens,
+            self._suppress,
+            beam=self.beam,
         )
         return [model.vocab[i] for i in ids], logprob / max(len(ids), 1), no_speech
 
@@ -222,7 +240,7 @@ class WhisperModel:
         result = self._ct2.generate(
             ctranslate2.StorageView.from_array(mel[None]),
             [[*previous, *PROMPT]],
-            beam_size=1,
+            beam_size=self.beam,
             max_length=len(previous) + len(PROMPT) + max_tokens,  # it counts the prompt too
             return_scores=True,  # already the mean log-probability per token
             return_no_speech_prob=True,

@@ -73,3 +73,42 @@ def test_a_full_queue_refuses_at_once_and_the_next_turn_works(whisper):
     assert len(refused) == 1 and refused[0].kind == "unavailable" and refused[0].retryable
     assert all("hours" in r.text.lower() for r in results if not isinstance(r, Exception))
     assert "hours" in hear(whisper, pcm).lower()
+
+
+@pytest.fixture(scope="module")
+def model():
+    from media_server.providers.whisper_model import WhisperModel
+
+    return WhisperModel(window_s=10.0, domain_prompt=True, beam=5)
+
+
+def _decode(model, text: str, max_tokens: int, beam: int):
+    import numpy as np
+
+    from media_server.providers.whisper_model import log_mel
+    from media_server.providers.whisper_numpy import NO_TIMESTAMPS, SOT
+
+    samples = np.frombuffer(speech_16k(text), dtype="<i2").astype(np.float32) / 32768
+    numpy_model = model._numpy
+    audio = numpy_model.encode(log_mel(samples, 1000))
+    prompt = [*model._previous, SOT, NO_TIMESTAMPS]
+    return numpy_model.decode(audio, prompt, max_tokens, model._suppress, beam=beam)
+
+
+def test_the_beam_search_returns_text_tokens_only_and_stops_at_the_limit(model):
+    from media_server.providers.whisper_numpy import EOT
+
+    tokens, logprob, no_speech = _decode(model, "I forgot my password", 40, beam=5)
+    assert tokens and all(t < EOT and t not in model._suppress for t in tokens)
+    assert logprob < 0 and 0 <= no_speech < 0.5
+    assert "password" in "".join(model._numpy.vocab[t] for t in tokens).lower()
+    short, _, _ = _decode(model, "I forgot my password", 2, beam=5)
+    assert len(short) == 2  # no end token yet: the best hypothesis still alive
+
+
+def test_beam_and_greedy_agree_on_clear_words_and_the_beam_is_at_least_as_likely(model):
+    greedy, greedy_lp, _ = _decode(model, "What are your opening hours?", 40, beam=1)
+    beam, beam_lp, _ = _decode(model, "What are your opening hours?", 40, beam=5)
+    assert "hours" in "".join(model._numpy.vocab[t] for t in beam).lower()
+    # Ranked by mean log-probability: the beam's choice is never a worse guess.
+    assert beam_lp / len(beam) >= greedy_lp / len(greedy) - 0.05

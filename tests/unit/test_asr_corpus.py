@@ -20,6 +20,11 @@ from bench.asr_corpus import HELD_OUT_TURNS, UTTERANCES, normalize, word_errors
         ("Friday the 12th", "friday the twelfth"),
         ("about 20 people", "about twenty people"),
         ("I can't log in, it's fine", "i can not log in it is fine"),
+        (
+            "My Wi-Fi is down, I cannot log into my e-mail.",
+            "my wifi is down i can not log in to my email",
+        ),
+        ("a checkup or a check-up", "a check up or a check up"),
     ],
 )
 def test_written_forms_score_as_the_words_spoken(written, spoken):

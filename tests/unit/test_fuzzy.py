@@ -104,3 +104,37 @@ def test_a_slot_reprompt_says_how_to_give_that_detail():
     text = reprompt("receptionist", "booking", "day", 1)
     assert "next Tuesday" in text and "the 8th" in text
     assert reprompt("receptionist", "booking", "day", 2).startswith("I still need the day")
+
+
+@pytest.mark.parametrize(
+    ("raw", "time"),
+    [
+        ("To the afternoon.", "2 pm"),
+        ("Tune in the afternoon.", "2 pm"),
+        ("Um, too in the morning?", "2 am"),
+        ("ate in the morning", "8 am"),
+        ("For in the evening.", "4 pm"),
+        ("Around 10 end the morning.", "10 am"),
+    ],
+)
+def test_a_number_heard_as_a_word_before_a_part_of_the_day(raw, time):
+    assert find_time(said(raw, asked="What time would you like?")) == time
+
+
+def test_words_like_numbers_stay_words_where_they_are_not_a_time():
+    for raw in ("can you move it to the afternoon", "for the afternoon, please"):
+        assert repair(raw, "receptionist") == raw
+    assert find_time(said("can you move it to the afternoon")) != "2 pm"
+
+
+def test_see_you_with_a_day_answers_the_day_question_and_is_not_a_goodbye():
+    booking = [
+        ChatMessage("user", "I want to book an appointment"),
+        ChatMessage("assistant", "What day would you like to come in?"),
+    ]
+    reply = compose_reply(
+        [*booking, ChatMessage("user", "See you next Wednesday.")], "receptionist"
+    )
+    assert "Next Wednesday" in reply and "goodbye" not in reply.lower(), reply
+    reply = compose_reply([*booking, ChatMessage("user", "OK, see you, bye.")], "receptionist")
+    assert "goodbye" in reply.lower(), reply

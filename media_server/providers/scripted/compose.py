@@ -13,6 +13,7 @@ from media_server.providers.scripted.common import (
     fallback,
     goodbye,
 )
+from media_server.providers.scripted.details import find_day, find_time
 from media_server.providers.scripted.fuzzy import repair
 from media_server.providers.scripted.reading import is_no, is_yes, read_turn, stems
 from media_server.types import ChatMessage
@@ -59,7 +60,11 @@ def _respond(st: State, raw: str, previous_reply: str) -> str:
         return "Sorry, I didn't catch that. Could you say it again?"
     if said.has(_REPEAT):
         return f"Sure. {previous_reply or intro}"
-    if said.has(_BYE) or (said.asked == "more" and is_no(said) and not is_yes(said)):
+    # "See you next Wednesday" answers "What day would suit you?": not a goodbye.
+    answers = said.asked in ("day", "time") and (find_day(said) or find_time(said))
+    if (said.has(_BYE) and not answers) or (
+        said.asked == "more" and is_no(said) and not is_yes(said)
+    ):
         return goodbye(st)
     if said.has(_IDENTITY):
         return (

@@ -12,7 +12,10 @@ What it does, in order, all pure functions on text:
    and inside a run of digits "to"/"too" -> 2, "for" -> 4, "oh" -> 0, commas and "and" dropped;
 2. dates: ordinal words after "the" or a month ("the eighth", "june twenty first") and
    "on the 8" become "the 8th";
-3. keywords: a word of four letters or more that is not a common English word
+3. times: a number heard as a word that sounds like it at the start of a
+   turn, before "(in) the afternoon" ("To the afternoon" -> "2 in the
+   afternoon"), and "3 end the morning" -> "3 in the morning";
+4. keywords: a word of four letters or more that is not a common English word
    and is one edit (two, for seven letters or more; past four letters with the
    same first letter) from exactly one word the persona's rules look for is
    taken for that word ("wife" -> "wifi" for support,
@@ -144,10 +147,32 @@ def _dates(text: str) -> str:
     )
 
 
+# A number heard as a word that sounds like it, where a time must be: at the
+# start of a turn, before "(in) the morning/afternoon/evening" ("two in the
+# afternoon" -> "To the afternoon", "Tune in the afternoon"). "for" only with
+# its "in": "for the afternoon" is an answer as it stands.
+_PART = r"(morning|afternoon|evening)\b"
+_LEAD = r"^((?:(?:um|uh|er|well|so|say|maybe|at|around|about)\W+)*)"
+_TIME_SOUNDS = {"to": "2", "too": "2", "tune": "2", "ate": "8", "for": "4"}
+
+
+def _times(text: str) -> str:
+    text = re.sub(
+        rf"{_LEAD}(to|too|tune|ate)\W+(?:(?:in|and|end)\W+)?the {_PART}",
+        lambda m: f"{m.group(1)}{_TIME_SOUNDS[m.group(2)]} in the {m.group(3)}",
+        text,
+    )
+    text = re.sub(
+        rf"{_LEAD}for\W+in the {_PART}", lambda m: f"{m.group(1)}4 in the {m.group(2)}", text
+    )
+    # "ten end the morning", "7 and the evening": "in" heard as "and"/"end" after a number.
+    return re.sub(rf"\b(\d{{1,2}})\W+(?:and|end) the {_PART}", r"\1 in the \2", text)
+
+
 def repair(raw: str, persona: str) -> str:
     """The turn as the scripted rules will best read it (see the module doc)."""
     text = raw.lower().replace("’", "'")
-    text = _numbers(_dates(_numbers(text)))
+    text = _times(_numbers(_dates(_numbers(text))))
     words = re.split(r"(\W+)", text)  # keep the separators, so punctuation survives
     return "".join(_closest(w, persona) if w.isalpha() else w for w in words)
 
