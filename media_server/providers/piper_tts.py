@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from media_server.providers.engine_pool import run_in_engine_pool
 from media_server.types import AudioChunk, ProviderError
 
 from .base import TTSCapabilities
@@ -256,16 +257,9 @@ class PiperTTS:
             job.cancel()  # cancelled while queued or running: stop the work
 
     async def _run(self, fn: Any, *args: Any) -> Any:
-        if self._closed or self._executor is None:
-            raise ProviderError("tts", "unavailable", "piper: provider is closed")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, fn, *args)
-        except ProviderError:
-            raise
-        except Exception as exc:  # a voice that will not load or run: the usual provider error
-            log.warning("piper failed: %r", exc)
-            raise ProviderError("tts", "bad_output", f"piper: {exc!r}") from exc
+        return await run_in_engine_pool(
+            self._executor, fn, *args, stage="tts", name="piper", closed=self._closed
+        )
 
     async def close(self) -> None:
         if self._closed:

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from pocketsphinx import Config, Decoder
 
+from media_server.providers.engine_pool import run_in_engine_pool
 from media_server.types import ProviderError, Transcript, Utterance
 
 from .base import STTCapabilities
@@ -270,18 +271,9 @@ class PocketsphinxSTT:
         return Transcript(text=text, language="en")
 
     async def _run(self, fn: Any, *args: Any) -> Any:
-        if self._closed:
-            raise ProviderError("stt", "unavailable", "pocketsphinx: provider is closed")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, fn, *args)
-        except ProviderError:
-            raise
-        except Exception as exc:
-            # The decoder raises RuntimeError/ValueError on bad model files or
-            # bad state; the turn only needs to know this utterance has no text.
-            log.warning("pocketsphinx failed: %r", exc)
-            raise ProviderError("stt", "bad_output", f"pocketsphinx: {exc!r}") from exc
+        return await run_in_engine_pool(
+            self._executor, fn, *args, stage="stt", name="pocketsphinx", closed=self._closed
+        )
 
     async def close(self) -> None:
         if self._closed:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from media_server.providers.engine_pool import run_in_engine_pool
 from media_server.types import ProviderError, Transcript, Utterance
 
 from .base import STTCapabilities
@@ -133,16 +134,9 @@ class WhisperSTT:
         return Transcript(text=text, language="en")
 
     async def _run(self, fn: Any, *args: Any) -> Any:
-        if self._closed:
-            raise ProviderError("stt", "unavailable", "whisper: provider is closed")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, fn, *args)
-        except ProviderError:
-            raise
-        except Exception as exc:
-            log.warning("whisper failed: %r", exc)
-            raise ProviderError("stt", "bad_output", f"whisper: {exc!r}") from exc
+        return await run_in_engine_pool(
+            self._executor, fn, *args, stage="stt", name="whisper", closed=self._closed
+        )
 
     async def close(self) -> None:
         if self._closed:
