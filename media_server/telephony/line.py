@@ -7,15 +7,42 @@ sends the agent's audio, marks and clears in its own format (``LineWire``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from media_server.telephony.speaker import LineWire
 
 
 class LineError(ValueError):
     """A message the carrier's protocol does not allow; str() is safe to log."""
+
+
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+MAX_NAME = 128  # ids, names and parameter keys a carrier sends
+
+
+def json_object(message: str) -> dict[str, Any]:
+    """A text message as the JSON object every carrier sends."""
+    try:
+        data = json.loads(message)
+    except (ValueError, RecursionError):
+        raise LineError("not JSON") from None
+    if not isinstance(data, dict):
+        raise LineError("not a JSON object")
+    return data
+
+
+def call_parameters(raw: dict[Any, Any]) -> dict[str, str]:
+    """The call's custom parameters, capped: 32 of them, short keys and values."""
+    return {str(k)[:MAX_NAME]: str(v)[:1024] for k, v in list(raw.items())[:32]}
+
+
+def dtmf(digit: Any) -> Dtmf:
+    if digit not in DTMF_DIGITS:
+        raise LineError("'digit' must be one of 0-9 * # A-D")
+    return Dtmf(digit)
 
 
 def parsed_by(

@@ -20,21 +20,22 @@ import json
 from collections.abc import Awaitable, Callable
 
 from media_server.telephony.line import (
+    MAX_NAME,
     Audio,
-    Dtmf,
     LineError,
     LineEvent,
     Marked,
     Started,
     Stopped,
     TransferFailed,
+    call_parameters,
+    dtmf,
+    json_object,
     parsed_by,
 )
-from media_server.telephony.twilio import DTMF_DIGITS
 
 RATE = 16000
 MAX_AUDIO_BYTES = 64 * 1024
-_MAX_NAME = 128
 
 
 def _identity(pcm: bytes) -> bytes:
@@ -46,30 +47,21 @@ def _parse(message: str | bytes) -> LineEvent | None:
         if len(message) % 2 or len(message) > MAX_AUDIO_BYTES:
             raise LineError("audio must be whole 16-bit samples, at most 64 KiB a message")
         return Audio(message)
-    try:
-        data = json.loads(message)
-    except (ValueError, RecursionError):
-        raise LineError("not JSON") from None
-    if not isinstance(data, dict):
-        raise LineError("not a JSON object")
+    data = json_object(message)
     event = data.get("event")
     if event == "start":
         call_id = data.get("call_id", "")
         params = data.get("parameters", {})
-        if not isinstance(call_id, str) or len(call_id) > _MAX_NAME or not isinstance(params, dict):
+        if not isinstance(call_id, str) or len(call_id) > MAX_NAME or not isinstance(params, dict):
             raise LineError("'call_id' must be a string and 'parameters' an object")
-        parameters = {str(k)[:_MAX_NAME]: str(v)[:1024] for k, v in list(params.items())[:32]}
-        return Started(call_id or "pcm", call_id, parameters)
+        return Started(call_id or "pcm", call_id, call_parameters(params))
     if event == "mark":
         name = data.get("name")
-        if not isinstance(name, str) or not name or len(name) > _MAX_NAME:
+        if not isinstance(name, str) or not name or len(name) > MAX_NAME:
             raise LineError("'name' must be a short string")
         return Marked(name)
     if event == "dtmf":
-        digit = data.get("digit")
-        if digit not in DTMF_DIGITS:
-            raise LineError("'digit' must be one of 0-9 * # A-D")
-        return Dtmf(digit)
+        return dtmf(data.get("digit"))
     if event == "stop":
         return Stopped()
     raise LineError(f"unknown event {str(event)[:40]!r}")

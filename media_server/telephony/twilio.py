@@ -17,20 +17,21 @@ from typing import Any
 
 from media_server.telephony import mulaw, twilio_rest
 from media_server.telephony.line import (
+    MAX_NAME,
     Audio,
-    Dtmf,
     LineError,
     LineEvent,
     Marked,
     Started,
     Stopped,
+    call_parameters,
+    dtmf,
+    json_object,
     parsed_by,
 )
 
 RATE = 8000
 MAX_PAYLOAD_CHARS = 16 * 1024  # 20 ms is 214 characters; Twilio never sends seconds
-DTMF_DIGITS = frozenset("0123456789*#ABCD")
-_MAX_NAME = 128
 
 
 def _obj(message: dict[str, Any], key: str) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def _obj(message: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _text(obj: dict[str, Any], key: str, *, limit: int = _MAX_NAME) -> str:
+def _text(obj: dict[str, Any], key: str, *, limit: int = MAX_NAME) -> str:
     value = obj.get(key)
     if not isinstance(value, str) or not value or len(value) > limit:
         raise LineError(f"'{key}' must be a short non-empty string")
@@ -51,12 +52,7 @@ def _parse(message: str | bytes) -> LineEvent | None:
     """One Twilio message; raises ``LineError`` for one that breaks the protocol."""
     if isinstance(message, bytes):
         raise LineError("Twilio sends text messages only")
-    try:
-        data = json.loads(message)
-    except (ValueError, RecursionError):
-        raise LineError("not JSON") from None
-    if not isinstance(data, dict):
-        raise LineError("not a JSON object")
+    data = json_object(message)
     event = data.get("event")
     if event == "connected":
         return None
@@ -71,9 +67,9 @@ def _parse(message: str | bytes) -> LineEvent | None:
         raw_params = start.get("customParameters") or {}
         if not isinstance(raw_params, dict):
             raise LineError("'customParameters' must be an object")
-        params = {str(k)[:_MAX_NAME]: str(v)[:1024] for k, v in list(raw_params.items())[:32]}
+        params = call_parameters(raw_params)
         account = start.get("accountSid", "")
-        account = account if isinstance(account, str) and len(account) <= _MAX_NAME else ""
+        account = account if isinstance(account, str) and len(account) <= MAX_NAME else ""
         return Started(_text(start, "streamSid"), _text(start, "callSid"), params, account)
     if event == "media":
         media = _obj(data, "media")
@@ -88,10 +84,7 @@ def _parse(message: str | bytes) -> LineEvent | None:
     if event == "mark":
         return Marked(_text(_obj(data, "mark"), "name"))
     if event == "dtmf":
-        digit = _text(_obj(data, "dtmf"), "digit", limit=1)
-        if digit not in DTMF_DIGITS:
-            raise LineError("'digit' must be one of 0-9 * # A-D")
-        return Dtmf(digit)
+        return dtmf(_text(_obj(data, "dtmf"), "digit", limit=1))
     if event == "stop":
         return Stopped()
     raise LineError(f"unknown event {str(event)[:40]!r}")
