@@ -42,6 +42,14 @@ def future_day(text: str, today: Today) -> dt.date:
     return day
 
 
+def slot_time(text: str) -> str:
+    """A time the caller asked for, as ``HH:MM``; a tool failure if it is none."""
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise ToolFailed(str(exc)) from None
+
+
 def free_times(conn: sqlite3.Connection, agent: Agent, day: dt.date) -> list[str]:
     taken = {
         row["time"]
@@ -71,10 +79,7 @@ def receptionist_tools(agent: Agent, db: Database, today: Today = dt.date.today)
 
     async def book_appointment(args: dict[str, Any]) -> ToolResult:
         day = future_day(args["date"], today)
-        try:
-            time = parse_time(args["time"])
-        except ValueError as exc:
-            raise ToolFailed(str(exc)) from None
+        time = slot_time(args["time"])
         name = args["name"].strip()
         if not name:
             raise ToolFailed("a booking needs the patient's name")

@@ -10,8 +10,8 @@ from typing import Any
 from media_server.agents import Agent
 from media_server.store import Database
 
-from .appointments import Today, future_day, now_utc, tool_result
-from .hours import parse_time, slots, spoken_day
+from .appointments import Today, future_day, now_utc, slot_time, tool_result
+from .hours import slots, spoken_day
 from .registry import Tool, ToolFailed, ToolResult
 
 # Plan -> price per seat and month in USD (yearly billing: two months free).
@@ -118,10 +118,7 @@ def sales_tools(agent: Agent, db: Database, today: Today = dt.date.today) -> lis
 
     async def book_demo(args: dict[str, Any]) -> ToolResult:
         day = future_day(args["date"], today)
-        try:
-            time = parse_time(args["time"])
-        except ValueError as exc:
-            raise ToolFailed(str(exc)) from None
+        time = slot_time(args["time"])
         if time not in slots(agent.opening_hours, agent.slot_minutes, day):
             raise ToolFailed(f"{spoken_day(day)} {time} is outside our hours")
 
