@@ -56,14 +56,9 @@ import numpy as np
 
 from bench.common import percentile, print_table, write_results
 from media_server.config import Settings
+from media_server.listening.decisions import PauseHeard, PersonStarted, SpeechIgnored, TurnEnded
 from media_server.listening.end_of_turn import EndOfTurn
-from media_server.listening.listener import (
-    Listener,
-    PauseHeard,
-    PersonStarted,
-    SpeechIgnored,
-    TurnEnded,
-)
+from media_server.listening.listener import Listener
 from media_server.listening.segmenter import SegmenterConfig, segmenter_config
 from media_server.listening.vad import DEFAULT_THRESHOLD, SileroPool, screened_silero
 

@@ -24,7 +24,8 @@ from collections.abc import Awaitable, Callable
 
 from media_server import protocol
 from media_server.conversation import Conversation
-from media_server.listening.listener import Listener, PauseHeard
+from media_server.listening.decisions import PauseHeard
+from media_server.listening.listener import Listener
 from media_server.metrics import Metrics
 from media_server.preemptive import AdoptedLLM, Preemption
 from media_server.providers.base import SpeechToText

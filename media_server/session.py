@@ -22,16 +22,16 @@ from media_server.conversation import Conversation
 from media_server.deadlines import StageDeadlines
 from media_server.echo.guard import EchoGuard
 from media_server.interim import InterimTranscripts
-from media_server.listening.listener import (
+from media_server.listening.decisions import (
     BargeIn,
     FalseInterruption,
     Hold,
-    Listener,
     PauseHeard,
     PersonStarted,
     SpeechIgnored,
     TurnEnded,
 )
+from media_server.listening.listener import Listener
 from media_server.listening.vad import SessionVad, SileroPool
 from media_server.liveness import Limits, Liveness
 from media_server.log_context import SESSION_ID

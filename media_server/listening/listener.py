@@ -1,25 +1,9 @@
 """The turn-taking policy: what the person's speech means for the conversation.
 
 Fed 16 kHz PCM, the time it ends and whether the agent holds the floor (a
-turn is running), it returns decisions for the session to carry out:
-
-- ``PersonStarted``: speech began (the session shows "listening" if the
-  agent is quiet, and counts it as activity).
-- ``PauseHeard``: the person paused mid-turn; the session may transcribe
-  the turn so far and hand the text back with ``interim_transcript``.
-- ``TurnEnded``: the person finished while the agent was quiet: answer this
-  utterance (with the streaming decode, or the speculative transcript that
-  covers all of it, if there is one).
-- ``Hold``: the person has talked over the agent for ``barge_in_min_ms``: it
-  may be an interruption, or only "mm-hmm": stop the agent's audio now, but
-  keep it.
-- ``BargeIn``: they went on to ``barge_in_confirm_ms`` of speech: a real
-  interruption; cut the agent's reply.
-- ``FalseInterruption``: after a ``Hold`` they stopped short of that (a
-  backchannel, a cough): the agent goes on from where it stopped.
-- ``SpeechIgnored``: speech that is not a turn: too short (a blip), or it
-  ended over the agent without reaching the barge-in minimum (a
-  backchannel, a cough, the agent's own echo).
+turn is running), it returns decisions for the session to carry out
+(``decisions.py``: speech started, a pause, the turn ended, hold, barge-in,
+false interruption, speech ignored).
 
 When a turn is over is ``EndOfTurn``'s call (end_of_turn.py): at each pause
 the words heard so far set how long the pause must last. While the agent
@@ -39,6 +23,16 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from media_server.listening.completion import Completion
+from media_server.listening.decisions import (
+    BargeIn,
+    Decision,
+    FalseInterruption,
+    Hold,
+    PauseHeard,
+    PersonStarted,
+    SpeechIgnored,
+    TurnEnded,
+)
 from media_server.listening.end_of_turn import EndOfTurn
 from media_server.listening.segmenter import (
     PauseStarted,
@@ -52,7 +46,6 @@ from media_server.listening.segmenter import (
     segmenter_config,
 )
 from media_server.providers.base import SpeechToTextStream
-from media_server.types import Utterance
 
 if TYPE_CHECKING:
     from media_server.config import Settings
@@ -65,50 +58,6 @@ PAUSE_REPORT_MS = 80
 
 
 @dataclass(frozen=True, slots=True)
-class PersonStarted:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class PauseHeard:
-    pause: int  # hand it back with interim_transcript()
-    pcm: bytes  # the turn so far
-    stt_stream: SpeechToTextStream | None  # the turn's streaming decode, if any
-
-
-@dataclass(frozen=True, slots=True)
-class TurnEnded:
-    utterance: Utterance
-    # The same utterance decoded while it was spoken, or None.
-    stt_stream: SpeechToTextStream | None
-    # A speculative transcript of the whole utterance (nothing was said after
-    # the pause it was taken in), or None: the turn need not transcribe again.
-    transcript: str | None = None
-    reading: Completion | None = None  # what the words said about the ending
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class BargeIn:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class FalseInterruption:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechIgnored:
-    reason: str  # "too_short" | "over_agent"
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
 class _Heard:
     """A transcript of the turn up to a pause, and how it reads."""
 
@@ -116,11 +65,6 @@ class _Heard:
     text: str
     covers_turn: bool  # it transcribed all of the turn's audio so far
     reading: Completion | None
-
-
-Decision = (
-    PersonStarted | PauseHeard | TurnEnded | Hold | BargeIn | FalseInterruption | SpeechIgnored
-)
 
 
 class Listener:

@@ -10,7 +10,8 @@ import pytest
 
 from media_server.echo.canceller import Aec3Canceller
 from media_server.echo.guard import EchoGuard, ReferenceTimeline
-from media_server.listening.listener import BargeIn, Hold, Listener
+from media_server.listening.decisions import BargeIn, Hold
+from media_server.listening.listener import Listener
 from media_server.listening.segmenter import SegmenterConfig
 from media_server.listening.vad import SileroPool, screened_silero
 from tests.audio_fixtures import speech_48k

@@ -8,8 +8,9 @@ import json
 import numpy as np
 
 from media_server.interim import InterimTranscripts
+from media_server.listening.decisions import PauseHeard, TurnEnded
 from media_server.listening.end_of_turn import EndOfTurn
-from media_server.listening.listener import Listener, PauseHeard, TurnEnded
+from media_server.listening.listener import Listener
 from media_server.listening.segmenter import SegmenterConfig
 from media_server.metrics import Metrics
 from media_server.types import ProviderError

@@ -12,17 +12,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from media_server.listening.end_of_turn import EndOfTurn
-from media_server.listening.listener import (
+from media_server.listening.decisions import (
     BargeIn,
     FalseInterruption,
     Hold,
-    Listener,
     PauseHeard,
     PersonStarted,
     SpeechIgnored,
     TurnEnded,
 )
+from media_server.listening.end_of_turn import EndOfTurn
+from media_server.listening.listener import Listener
 from media_server.listening.segmenter import SegmenterConfig
 from media_server.types import Transcript
 from tests.audio_fixtures import silence, sine

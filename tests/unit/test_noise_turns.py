@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from media_server.listening.listener import Listener, PauseHeard, TurnEnded
+from media_server.listening.decisions import PauseHeard, TurnEnded
+from media_server.listening.listener import Listener
 from media_server.listening.segmenter import SegmenterConfig
 from media_server.listening.vad import SileroPool, screened_silero
 from tests.room_noises import RATE, dbfs, espeak_16k, noises, pink, to_pcm
